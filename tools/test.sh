@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: notebooks (nbdev-test), export/clean checks, docs site in a browser.
+# Prints a closing line "N passed, N failed" (N = notebooks), since nbdev-test prints no count.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export PATH="$PWD/$BIN:$PATH" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+failed=0
+fail() { echo "FAILED: $*"; failed=1; }
+
+# 1. The package is in sync with the notebooks, and the notebooks are clean.
+before=$(git status --porcelain | md5sum)
+nbdev-export || fail "nbdev-export"
+nbdev-clean || fail "nbdev-clean"
+after=$(git status --porcelain | md5sum)
+if [[ $before != "$after" ]]; then git status --porcelain; fail "nbdev-export/nbdev-clean changed the tree: export and clean the notebooks, then commit"; fi
+
+# 2. Every notebook, one at a time so the count is exact and a failure names its notebook.
+log=$(mktemp -d)
+mapfile -t nbs < <(cd nbs && find . -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -not -name '_*' | sed 's|^\./||' | sort)
+npass=0; nfail=0
+for nb in "${nbs[@]}"; do
+  start=$SECONDS
+  if nbdev-test "nbs/$nb" --do-print --n-workers 1 > "$log/${nb//\//_}.log" 2>&1; then
+    npass=$((npass+1)); echo "ok   $nb ($((SECONDS-start)) s)"
+  else
+    nfail=$((nfail+1)); echo "FAIL $nb ($((SECONDS-start)) s)"; tail -40 "$log/${nb//\//_}.log"
+  fi
+done
+
+# 3. The docs site, built offline and checked in headless Chromium.
+if [[ -f tools/build_docs.py ]]; then
+  start=$SECONDS
+  if python tools/build_docs.py && python tools/check_docs.py; then npass=$((npass+1)); echo "ok   docs site ($((SECONDS-start)) s)"
+  else nfail=$((nfail+1)); echo "FAIL docs site"; fi
+fi
+
+echo "$npass passed, $((nfail+failed)) failed"
+[[ $nfail -eq 0 && $failed -eq 0 ]]
