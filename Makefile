@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup export clean-nbs docs check-docs
+.PHONY: demo test setup export clean-nbs docs check-docs browser
 
 setup: $(STAMP)
 
@@ -20,12 +20,21 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/bincount demo
 
+# Headless Chromium for the docs site check: Debian's package (CI runs as root; sudo otherwise), skipped when present.
+browser:
+	@test -x /usr/bin/chromium || { S=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$S apt-get update -q && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 # Every notebook as a test, then the repo checks and the docs site in a headless browser.
-test: setup
+test: setup browser
 	bash tools/test.sh
 
 export: setup
 	$(BIN)/nbdev-export
 
+# The docs site in _docs/ (offline: nbdev's processing + pandoc; `nbdev-docs` does the same with Quarto) and README.md.
 docs: setup
 	$(BIN)/python tools/build_docs.py
+
+check-docs: docs browser
+	$(BIN)/python tools/check_docs.py
