@@ -14,7 +14,7 @@ import pandas as pd
 # %% auto #0
 __all__ = ['IMAGES', 'METADATA', 'LABELS', 'BincountError', 'check_id', 'image_path', 'metadata_path', 'labels_path',
            'atomic_write_bytes', 'atomic_write_text', 'read_labels', 'write_labels', 'sample_dir', 'count_classes',
-           'set_seed', 'get_logger', 'cache_dir', 'free_port', 'patched_env', 'moto_server']
+           'dataset_view', 'set_seed', 'get_logger', 'cache_dir', 'free_port', 'patched_env', 'moto_server']
 
 # %% ../nbs/00_core.ipynb #75d4e013
 class BincountError(Exception):
@@ -45,6 +45,11 @@ def labels_path(data) -> Path:
     return Path(data)/LABELS
 
 # %% ../nbs/00_core.ipynb #d78ae5f0
+def _umask() -> int:
+    "The process umask (read without changing it for good)."
+    mask = os.umask(0); os.umask(mask)
+    return mask
+
 def atomic_write_bytes(path, data:bytes) -> Path:
     "Write `data` to `path` through a temporary file in the same directory and an atomic rename."
     path = Path(path)
@@ -55,6 +60,7 @@ def atomic_write_bytes(path, data:bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
@@ -110,6 +116,20 @@ def sample_dir() -> Path:
 def count_classes(counts, max_count:int|None=None) -> list[int]:
     "The sorted distinct counts in `counts`, keeping those <= `max_count` when given."
     return sorted(int(c) for c in set(counts) if max_count is None or int(c) <= max_count)
+
+# %% ../nbs/00_core.ipynb #77fe10c2
+def dataset_view(src, dst, ids=None) -> Path:
+    "Make `dst` a view of dataset `src`: linked `images/` and `metadata/`, a copied `labels.csv` (only `ids` if given)."
+    src, dst = Path(src).resolve(), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for sub in (IMAGES, METADATA):
+        if (src/sub).is_dir() and not (dst/sub).exists(): (dst/sub).symlink_to(src/sub, target_is_directory=True)
+    df = read_labels(src)
+    if ids is not None:
+        keep = set(map(check_id, ids))
+        df = df[df.id.isin(keep)]
+    write_labels(df, dst)
+    return dst
 
 # %% ../nbs/00_core.ipynb #f423e36d
 def set_seed(seed:int=42):
@@ -168,6 +188,8 @@ def moto_server(region:str='us-east-1'):
     server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    import urllib.request  # moto keeps one in-memory AWS per process: start every server empty
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method='POST'), timeout=10).read()
     try:
         with patched_env(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing',
                          AWS_SESSION_TOKEN=None, AWS_PROFILE=None, AWS_DEFAULT_REGION=region, AWS_REGION=region,

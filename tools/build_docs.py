@@ -19,7 +19,7 @@ This script keeps nbdev's half of that pipeline and swaps Quarto's renderer for 
 Usage: `python tools/build_docs.py [--check]`. With `--check` it exits 1 when README.md or nbs/nbdev.yml was stale
 (it rewrites them: commit the result), as the export check in tools/test.sh does for `bincount/`.
 """
-import argparse, hashlib, html, json, os, posixpath, re, shutil, subprocess, sys, tempfile, time
+import argparse, base64, hashlib, html, json, os, posixpath, re, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,7 +93,28 @@ def _md_of(o, asis):
     if asis and o.get('output_type') == 'stream' and o.get('name') == 'stdout':
         return ''.join(o['text']) if isinstance(o['text'], list) else o['text']
 
-def prep_nb(nb):
+class Media:
+    "Images of outputs and attachments, written as files named by content under `folder` and linked as `prefix/name`."
+    EXT = {'image/png': 'png', 'image/jpeg': 'jpg', 'image/gif': 'gif', 'image/svg+xml': 'svg', 'image/webp': 'webp'}
+    def __init__(self, folder, prefix): self.folder, self.prefix = Path(folder), prefix
+    def save(self, mime, data):
+        data = ''.join(data) if isinstance(data, list) else data
+        raw = data.encode() if mime == 'image/svg+xml' else base64.b64decode(data)
+        name = f'{hashlib.md5(raw).hexdigest()[:16]}.{self.EXT[mime]}'
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / name).exists(): (self.folder / name).write_bytes(raw)
+        return f'{self.prefix}/{name}'
+
+def _img_output(o, media):
+    "An image output -> an <img> of its file (pandoc's own --extract-media would also fetch remote images in markdown)."
+    data = o.get('data', {})
+    mime = next((m for m in Media.EXT if m in data), None)
+    if mime is None: return o
+    w = (o.get('metadata', {}).get(mime) or {}).get('width') if isinstance(o.get('metadata', {}).get(mime), dict) else None
+    size = f' width="{int(w)}"' if w else ''
+    return {**o, 'data': {'text/html': f'<img src="{html.escape(media.save(mime, data[mime]))}" alt=""{size}>'}}
+
+def prep_nb(nb, media):
     "Apply Quarto's cell options to a processed notebook, so pandoc's ipynb reader renders what Quarto would."
     cells = []
     def code_cell(src, opts):
@@ -107,7 +128,11 @@ def prep_nb(nb):
         if c['cell_type'] == 'raw' and src.lstrip().startswith('---'): continue  # front matter: page metadata
         if c['cell_type'] == 'markdown' and src.strip() == WARNING: continue
         if c['cell_type'] != 'code':
-            cells.append({**c, 'source': src, 'metadata': {}})
+            for name, mimes in (c.get('attachments') or {}).items():
+                mime = next((m for m in Media.EXT if m in mimes), None)
+                if mime: src = src.replace(f'attachment:{name}', media.save(mime, mimes[mime]))
+            cells.append({'cell_type': c['cell_type'], 'source': src,
+                          'metadata': c.get('metadata', {}) if c['cell_type'] == 'raw' else {}})  # raw: keeps its format
             continue
         opts, body = split_options(src)
         if _off(opts.get('include', True)): continue
@@ -115,6 +140,7 @@ def prep_nb(nb):
         asis = str(opts.get('output', '')).lower() == 'asis'
         cur = code_cell(body, opts)
         for o in outputs:
+            o = _img_output(o, media)
             md = _md_of(o, asis)
             if md is None:
                 cur['outputs'].append(o)
@@ -134,7 +160,6 @@ def pandoc(args, inp=None, cwd=None):
 
 def Div(classes, blocks, attrs=()): return {'t': 'Div', 'c': [['', list(classes), list(attrs)], blocks]}
 def Raw(s): return {'t': 'RawBlock', 'c': ['html', s]}
-def Plain(text): return {'t': 'Plain', 'c': [{'t': 'Str', 'c': text}]}
 
 def map_inlines(node, f):
     "Apply `f` to every Link and Image in the AST `node`, in place."
@@ -201,7 +226,7 @@ def shape_blocks(blocks, readme=False):
                     else: out.append(Div(_output_classes(x['c'][0][1]), kids))
                 else: out.append(x)
             if out: res += out if readme else [Div(['cell'], out)]
-        elif 'cell' in cls: res += shape_blocks(inner, readme)  # markdown and raw cells: no wrapper
+        elif 'cell' in cls or (readme and 'cell-output' in cls): res += shape_blocks(inner, readme)  # no wrapper
         elif any(c.startswith('callout-') for c in cls) and not readme: res.append(_callout({'c': [[ident, cls, list(attrs.items())], shape_blocks(inner)]}))
         else:
             b['c'][1] = shape_blocks(inner, readme)
@@ -362,15 +387,13 @@ def fix_links(blocks, page, by_src, doc_url):
     map_inlines(blocks, f)
 
 def render_page(page, pages, by_src, cfg, proc, docs, sitetitle):
-    nb = prep_nb(json.loads((proc / page['src']).read_text(encoding='utf-8')))
     out = docs / page['href']
+    media = Media(out.parent / (out.stem + '_files'), out.stem + '_files')
+    nb = prep_nb(json.loads((proc / page['src']).read_text(encoding='utf-8')), media)
     out.parent.mkdir(parents=True, exist_ok=True)
-    media = Path(page['href']).stem + '_files'
     with tempfile.NamedTemporaryFile('w', suffix='.ipynb', delete=False, encoding='utf-8') as f:
         json.dump(nb, f)
-    src_dir = (proc / page['src']).parent  # images the markdown names by relative path are found beside the notebook
-    try: ast = json.loads(pandoc(['-f', READER, '-t', 'json', '--ipynb-output=all', f'--extract-media={media}',
-                                  f'--resource-path={src_dir}', f.name], cwd=out.parent))
+    try: ast = json.loads(pandoc(['-f', READER, '-t', 'json', '--ipynb-output=all', f.name]))
     finally: os.unlink(f.name)
     ast['blocks'] = shape_blocks(ast['blocks'])
     fix_links(ast['blocks'], page, by_src, cfg.doc_url.rstrip('/') if cfg.get('doc_host') else '')
@@ -398,10 +421,10 @@ def render_readme(cfg, proc, readme_nb):
     from nbdev.readme_filter import rewrite_links
     raw = json.loads((proc / readme_nb).read_text(encoding='utf-8'))
     fm = read_frontmatter(raw)
+    stem = Path(readme_nb).stem + '_files'  # output images go beside README.md, as nbdev-readme puts them
     with tempfile.NamedTemporaryFile('w', suffix='.ipynb', delete=False, encoding='utf-8') as f:
-        json.dump(prep_nb(raw), f)
-    try: ast = json.loads(pandoc(['-f', READER, '-t', 'json', '--ipynb-output=all', f'--extract-media={Path(readme_nb).stem}_files',
-                                  f'--resource-path={(proc / readme_nb).parent}', f.name], cwd=cfg.config_path))
+        json.dump(prep_nb(raw, Media(cfg.config_path / stem, stem)), f)
+    try: ast = json.loads(pandoc(['-f', READER, '-t', 'json', '--ipynb-output=all', f.name]))
     finally: os.unlink(f.name)
     ast['blocks'] = shape_blocks(ast['blocks'], readme=True)
     if cfg.get('doc_host'): rewrite_links(ast['blocks'], cfg.doc_url, Path(readme_nb).parent.as_posix())
