@@ -7,15 +7,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup export clean-nbs docs check-docs browser
 
-setup: $(STAMP)
-
-# (Re)install when pyproject.toml changes; a repeat run reuses the environment.
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	touch $(STAMP)
+# Create .venv and install the package with its dev tools; a repeat run reuses the environment, and reinstalls only
+# when pyproject.toml's content changed (a hash, not its mtime: nbdev-export rewrites the file unchanged).
+setup:
+	@want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  set -e; test -x $(BIN)/python || $(PY) -m venv $(VENV); \
+	  echo "Installing bincount and its dependencies into $(VENV) (a few minutes the first time)"; \
+	  $(BIN)/python -m pip install -q --upgrade pip; \
+	  $(BIN)/python -m pip install -q -e '.[dev]'; \
+	  $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; \
+	  echo "$$want" > $(STAMP); \
+	fi
 
 demo: setup
 	$(BIN)/bincount demo

@@ -1,6 +1,6 @@
 """The fast CPU path against PyTorch eager: images/s at batch 1 and the accuracy change, on real ABID photos.
 
-    python bench/inference.py                      # trains a quick real model first (efficientnet_lite0, ~5 min)
+    python bench/inference.py                      # trains a quick real model first (efficientnet_lite0, 128 px, 1 epoch)
     python bench/inference.py --model MODEL_DIR    # a model trained on real photos (`bincount train`)
     python bench/inference.py --speed-arch resnet50 --speed-only   # speed alone, randomly initialised weights
 
@@ -32,11 +32,11 @@ def real_dataset(work:Path) -> Path:
 
 
 def quick_model(data:Path, out:Path, arch:str, size:int, max_count:int) -> Path:
-    "Train a quick model on the real photos (pretrained body, 1 frozen + 1 unfrozen epoch), unless `out` has one."
+    "Train a quick model on the real photos (ImageNet weights, one epoch, all layers), unless `out` has one."
     if (out/'model.safetensors').exists(): return out
     from bincount.learner import train_model
     t = time.time()
-    m = train_model(data, out, arch=arch, epochs=1, freeze_epochs=1, lr=2e-3, bs=32, size=size, max_count=max_count,
+    m = train_model(data, out, arch=arch, epochs=1, freeze_epochs=0, lr=2e-3, bs=32, size=size, max_count=max_count,
                     tta=False, label_smoothing=.1)
     log.info(f"trained {arch} on real photos in {time.time()-t:.0f} s: {json.dumps(m)[:300]}")
     return out
@@ -58,16 +58,21 @@ def random_model(out:Path, arch:str, n_classes:int=6, size:int=224) -> Path:
     return out
 
 
-def time_runtime(pred, xs:list, raw:list[bytes], warmup:int=5) -> dict:
-    "Images/s at batch 1: the model alone (preprocessed arrays) and end to end (JPEG bytes -> counts)."
-    for x in xs[:warmup]: pred.probs(x[None])
-    t = time.perf_counter()
-    probs = np.concatenate([pred.probs(x[None]) for x in xs])
-    model_s = time.perf_counter() - t
-    t = time.perf_counter()
-    for b in raw: pred.predict([decode_image(b)])
-    e2e_s = time.perf_counter() - t
-    return dict(model_ips=len(xs)/model_s, e2e_ips=len(raw)/e2e_s, probs=probs)
+def time_runtimes(preds:dict, xs:list, raw:list[bytes], warmup:int=5) -> dict:
+    """Images/s at batch 1 of each predictor: the model alone (preprocessed arrays) and end to end (JPEG bytes -> counts).
+    The runtimes take turns photo by photo, so a change in the machine's load hits them all alike."""
+    for p in preds.values():
+        for x in xs[:warmup]: p.probs(x[None])
+    model_s, e2e_s, probs = dict.fromkeys(preds, 0.), dict.fromkeys(preds, 0.), {k: [] for k in preds}
+    for x, b in zip(xs, raw):
+        for k, p in preds.items():
+            t = time.perf_counter()
+            probs[k].append(p.probs(x[None]))
+            model_s[k] += time.perf_counter() - t
+            t = time.perf_counter()
+            p.predict([decode_image(b)])
+            e2e_s[k] += time.perf_counter() - t
+    return {k: dict(model_ips=len(xs)/model_s[k], e2e_ips=len(raw)/e2e_s[k], probs=np.concatenate(probs[k])) for k in preds}
 
 
 def main(argv=None):
@@ -75,7 +80,7 @@ def main(argv=None):
     p.add_argument('--model', help='a model dir trained on real photos (default: train a quick one in --work)')
     p.add_argument('--work', default='/tmp/bincount-bench', help='where the quick model and the ONNX exports go')
     p.add_argument('--arch', default='efficientnet_lite0', help='arch of the quick model')
-    p.add_argument('--size', type=int, default=160, help='image size of the quick model')
+    p.add_argument('--size', type=int, default=128, help='image size of the quick model')
     p.add_argument('--max-count', type=int, default=5, help='the quick model counts 0..max_count')
     p.add_argument('--n', type=int, default=150, help='test photos to time and score')
     p.add_argument('--n-calib', type=int, default=64, help='train photos to calibrate int8 on')
@@ -103,11 +108,8 @@ def main(argv=None):
         t = time.time()
         int8 = export_int8(model, work/f'{model.name}.int8.onnx', data, a.n_calib, fp32=fp32)
         log.info(f"int8 quantization, {a.n_calib} calibration photos: {time.time()-t:.0f} s")
-        res = {}
-        for name, pred in [('torch eager fp32', eager), ('onnxruntime fp32', OnnxPredictor(model, fp32, a.threads)),
-                           ('onnxruntime int8', OnnxPredictor(model, int8, a.threads))]:
-            res[name] = time_runtime(pred, xs, raw)
-            log.info(f"{name}: {res[name]['model_ips']:.1f} images/s")
+        res = time_runtimes({'torch eager fp32': eager, 'onnxruntime fp32': OnnxPredictor(model, fp32, a.threads),
+                             'onnxruntime int8': OnnxPredictor(model, int8, a.threads)}, xs, raw)
         classes = np.array(cfg['classes'])
         base = res['torch eager fp32']
         print(f"\n{cfg['arch']} ({kind} weights), {cfg['size'][0]}x{cfg['size'][1]}, {len(raw)} real test photos, batch 1, "

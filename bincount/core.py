@@ -117,7 +117,7 @@ def count_classes(counts, max_count:int|None=None) -> list[int]:
     "The sorted distinct counts in `counts`, keeping those <= `max_count` when given."
     return sorted(int(c) for c in set(counts) if max_count is None or int(c) <= max_count)
 
-# %% ../nbs/00_core.ipynb #77fe10c2
+# %% ../nbs/00_core.ipynb #ddafd41d
 def dataset_view(src, dst, ids=None) -> Path:
     "Make `dst` a view of dataset `src`: linked `images/` and `metadata/`, a copied `labels.csv` (only `ids` if given)."
     src, dst = Path(src).resolve(), Path(dst)

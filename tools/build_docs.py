@@ -401,8 +401,8 @@ def render_page(page, pages, by_src, cfg, proc, docs, sitetitle):
     root = posixpath.relpath('.', posixpath.dirname(page['href']) or '.')
     root = '' if root == '.' else root + '/'
     title = page['title']
-    var = {'title': md_inline(title), 'pagetitle': md_plain(title) if page['href'] == 'index.html' else f'{md_plain(title)} – {sitetitle}',
-           'sitetitle': sitetitle, 'root': root, 'nav': nav_html(pages, page), 'description': md_inline(page.get('description', '')),
+    plain = md_plain(title) if page['href'] == 'index.html' else f'{md_plain(title)} – {sitetitle}'
+    var = {'title': md_inline(title), 'pagetitle': html.escape(plain), 'sitetitle': html.escape(sitetitle), 'root': root, 'nav': nav_html(pages, page), 'description': md_inline(page.get('description', '')),
            'metadesc': html.escape(md_plain(page.get('description', '')))}
     with tempfile.NamedTemporaryFile('w', suffix='.html', delete=False, encoding='utf-8') as t:
         t.write(TEMPLATE)

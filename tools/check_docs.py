@@ -10,9 +10,9 @@ page to `_docs/home.png`. Exits 1 and names each problem otherwise.
 
 Usage: `python tools/check_docs.py [--shots DIR]` (`--shots` also saves a screenshot of every page there).
 """
-import argparse, functools, http.server, json, posixpath, re, sys, threading, time
+import argparse, functools, http.server, json, re, sys, threading, time
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, unquote
+from urllib.parse import urlsplit, unquote
 
 from nbdev.config import get_config, nbpath2html
 
