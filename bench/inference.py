@@ -58,19 +58,21 @@ def random_model(out:Path, arch:str, n_classes:int=6, size:int=224) -> Path:
     return out
 
 
-def time_runtimes(preds:dict, xs:list, raw:list[bytes], warmup:int=5) -> dict:
+def time_runtimes(preds:dict, xs:list, raw:list[bytes], warmup:int=5, block:int=10) -> dict:
     """Images/s at batch 1 of each predictor: the model alone (preprocessed arrays) and end to end (JPEG bytes -> counts).
-    The runtimes take turns photo by photo, so a change in the machine's load hits them all alike."""
+    The runtimes take turns `block` photos at a time, so a change in the machine's load hits them all alike, while
+    the thread pools of one runtime (which spin for a while after a call) rarely overlap the next one's calls."""
     for p in preds.values():
         for x in xs[:warmup]: p.probs(x[None])
     model_s, e2e_s, probs = dict.fromkeys(preds, 0.), dict.fromkeys(preds, 0.), {k: [] for k in preds}
-    for x, b in zip(xs, raw):
+    for i in range(0, len(xs), block):
         for k, p in preds.items():
             t = time.perf_counter()
-            probs[k].append(p.probs(x[None]))
+            probs[k] += [p.probs(x[None]) for x in xs[i:i+block]]
             model_s[k] += time.perf_counter() - t
+        for k, p in preds.items():
             t = time.perf_counter()
-            p.predict([decode_image(b)])
+            for b in raw[i:i+block]: p.predict([decode_image(b)])
             e2e_s[k] += time.perf_counter() - t
     return {k: dict(model_ips=len(xs)/model_s[k], e2e_ips=len(raw)/e2e_s[k], probs=np.concatenate(probs[k])) for k in preds}
 

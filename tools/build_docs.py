@@ -140,6 +140,8 @@ def prep_nb(nb, media):
         asis = str(opts.get('output', '')).lower() == 'asis'
         cur = code_cell(body, opts)
         for o in outputs:
+            if o.get('output_type') == 'execute_result' and o.get('execution_count') is None:
+                o = {**o, 'execution_count': 0}  # nbdev-clean blanks it; pandoc's reader needs a number
             o = _img_output(o, media)
             md = _md_of(o, asis)
             if md is None:
