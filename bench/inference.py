@@ -89,6 +89,7 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=os.cpu_count(), help='CPU threads for every runtime')
     p.add_argument('--speed-arch', default=None, help='also time this arch with random weights (e.g. resnet50)')
     p.add_argument('--speed-only', action='store_true', help='only the --speed-arch timing')
+    p.add_argument('--reexport', action='store_true', help='export and quantize again even if the files in --work are newer')
     a = p.parse_args(argv)
     torch.set_flush_denormal(True)
     work = Path(a.work); work.mkdir(parents=True, exist_ok=True)
@@ -106,9 +107,11 @@ def main(argv=None):
         labels = test['count'].to_numpy()
         eager = TorchPredictor(model, a.threads)
         xs = [eager.preprocess(decode_image(b)) for b in raw]
-        fp32 = export_onnx(model, work/f'{model.name}.onnx')
+        fresh = lambda p: p.exists() and p.stat().st_mtime > (model/'model.safetensors').stat().st_mtime and not a.reexport
+        fp32, int8 = work/f'{model.name}.onnx', work/f'{model.name}.int8.onnx'
+        if not fresh(fp32): export_onnx(model, fp32)
         t = time.time()
-        int8 = export_int8(model, work/f'{model.name}.int8.onnx', data, a.n_calib, fp32=fp32)
+        if not fresh(int8): export_int8(model, int8, data, a.n_calib, fp32=fp32)
         log.info(f"int8 quantization, {a.n_calib} calibration photos: {time.time()-t:.0f} s")
         res = time_runtimes({'torch eager fp32': eager, 'onnxruntime fp32': OnnxPredictor(model, fp32, a.threads),
                              'onnxruntime int8': OnnxPredictor(model, int8, a.threads)}, xs, raw)

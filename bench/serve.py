@@ -4,9 +4,9 @@
     python bench/serve.py --torchserve model.tar.gz     # the archive in AWS's serving stack (TorchServe + Java)
 
 Load test: starts a real `bincount serve` subprocess on a free port, warms it up, then runs `clients` threads that
-each POST `photos` distinct real JPEGs, one request at a time, twice over. Prints throughput, p50/p99 latency and
-errors per round, and the RSS of every server process before and after: memory must stay flat. Ends with SIGTERM
-and checks a clean exit.
+each POST `photos` distinct real JPEGs, one request at a time: a warm-up round, then `rounds` measured ones. Prints
+throughput, p50/p99 latency and errors per round, and the RSS of every server process after each: memory must stay
+flat (under 10% growth over the measured rounds). Ends with SIGTERM and checks a clean exit.
 
 --torchserve: extracts the archive as /opt/ml/model would be, writes the TorchServe config that AWS's
 `sagemaker-pytorch-inference` writes (its own code generates it), starts TorchServe with AWS's handler service and
@@ -79,10 +79,13 @@ def load_test(a) -> int:
     try:
         wait_ping(url, proc)
         time.sleep(2 if a.workers > 1 else 0)  # the other workers finish loading
-        for b in photos[:8]: post(url, b)  # warm up
+        warm = load_round(url, photos, a.clients, a.photos)  # warm up: every batch size, every thread, the allocators' pools
         before = rss_mb(proc.pid)
-        rounds = [load_round(url, photos, a.clients, a.photos) for _ in range(a.rounds)]
-        after = rss_mb(proc.pid)
+        rounds, rss = [], []
+        for _ in range(a.rounds):
+            rounds.append(load_round(url, photos, a.clients, a.photos))
+            rss.append(rss_mb(proc.pid))
+        after = rss[-1]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
@@ -94,9 +97,11 @@ def load_test(a) -> int:
     for i, r in enumerate(rounds, 1):
         print(f"round {i}: {r['requests']} requests in {r['seconds']:.1f} s = {r['rps']:.1f} photos/s, "
               f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, errors {r['errors']} {r['first_errors'] or ''}")
-    print(f"server RSS: {before:.0f} MB before, {after:.0f} MB after ({after-before:+.0f} MB)")
+    print(f"server RSS: {before:.0f} MB after a warm-up round, then {', '.join(f'{m:.0f}' for m in rss)} MB after each round "
+          f"({after-before:+.0f} MB)")
     logged = sum(' POST /invocations ' in l for l in lines)
-    print(f"request log lines: {logged} (requests sent: {8 + sum(r['requests'] for r in rounds)}); exit status after SIGTERM: {code}")
+    print(f"request log lines: {logged} (requests sent: {warm['requests'] + sum(r['requests'] for r in rounds)}); "
+          f"exit status after SIGTERM: {code}; warm-up errors: {warm['errors']}")
     ok = code == 0 and all(r['errors'] == 0 for r in rounds) and after - before < max(50, .1*before)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
@@ -162,7 +167,7 @@ def main(argv=None):
     p.add_argument('--model', help='a model directory or model.tar.gz')
     p.add_argument('--clients', type=int, default=8, help='concurrent clients')
     p.add_argument('--photos', type=int, default=25, help='real photos per client per round')
-    p.add_argument('--rounds', type=int, default=2, help='rounds (memory is measured before the first and after the last)')
+    p.add_argument('--rounds', type=int, default=3, help='measured rounds, after a warm-up round (memory after each)')
     p.add_argument('--workers', type=int, default=1, help='server worker processes')
     p.add_argument('--onnx', action='store_true', help='serve with ONNX Runtime')
     p.add_argument('--int8', action='store_true', help='serve the int8 graph')

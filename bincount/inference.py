@@ -296,6 +296,8 @@ def export_int8(model_dir, # a model directory
             p = next(self.it, None)
             return None if p is None else {'image': preprocess_array(decode_image(p.read_bytes()), cfg)[None]}
 
+    # u8 activations, s8 weights: ORT's fast path. On x86 CPUs without VNNI (AVX2 only, like the dev machines) its
+    # kernels can saturate and lose accuracy; u8 weights avoid that but ran slower than fp32 there (bench/inference.py)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         fp32 = fp32 or _fresh_onnx(model_dir) or export_onnx(model_dir, tmp/'model.onnx')
@@ -492,6 +494,11 @@ def _worker(server:InferenceServer, model_dir:Path, runtime:str, threads:int|Non
     log.info(f"worker {os.getpid()}: stopped")
     return 0
 
+def _cap_malloc_arenas(n:int=2):
+    "Cap glibc's malloc arenas: with a thread per connection, one arena per thread grows RSS by fragmentation (no-op elsewhere)."
+    try: __import__('ctypes').CDLL('libc.so.6').mallopt(-8, n)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError): pass
+
 def serve(model, # a model directory or model.tar.gz
           host:str='127.0.0.1', # the address to listen on (0.0.0.0: every interface)
           port:int=8080, # the port (SageMaker's containers use 8080)
@@ -502,6 +509,7 @@ def serve(model, # a model directory or model.tar.gz
     "Serve `model` over HTTP until SIGTERM or Ctrl-C: `GET /ping`, `POST /invocations`. Returns the exit status."
     from bincount.core import get_logger
     get_logger('bincount.serve')
+    _cap_malloc_arenas()
     d = model_path(model)
     threads = max(1, (os.cpu_count() or 1)//workers)
     try: server = InferenceServer((host, port))
