@@ -6,9 +6,13 @@ Docs: https://bincount.github.io/bincount/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #3a7ddc06
 from __future__ import annotations
-import importlib, sys
+import importlib, sys, warnings
 from fastcore.script import anno_parser
 from .core import BincountError
+
+# torch warns on import that torch.jit.script is deprecated (fastai uses it): noise for every command
+warnings.filterwarnings('ignore', message='.*torch.jit.script.*is deprecated', category=FutureWarning)
+
 
 # %% auto #0
 __all__ = ['VERBS', 'verb_func', 'usage', 'verb_parser', 'main']
