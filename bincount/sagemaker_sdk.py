@@ -216,7 +216,9 @@ def start_tuning(tuner:HyperparameterTuner, # from `make_tuner`
     return tuner.latest_tuning_job.name
 
 # %% ../nbs/04a_sagemaker_sdk.ipynb #de88f732
-SERVING_ENV = {'SAGEMAKER_PROGRAM': 'inference.py', 'SAGEMAKER_SUBMIT_DIRECTORY': '/opt/ml/model/code'}
+# One model-server worker: each ONNX Runtime session already uses every core, and TorchServe would start one per vCPU.
+SERVING_ENV = {'SAGEMAKER_PROGRAM': 'inference.py', 'SAGEMAKER_SUBMIT_DIRECTORY': '/opt/ml/model/code',
+               'SAGEMAKER_MODEL_SERVER_WORKERS': '1'}
 
 def create_endpoint(sess:Session, # from `sm_session`
                     model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
