@@ -6,7 +6,7 @@ The backbone is frozen in the head recipes, so its pooled features are computed 
 and cached; every head then trains in seconds, and seeds can be repeated to see the noise.
 
   python bench/accuracy.py                 # head recipes (feature extraction ~4 min on 2 idle cores, then cached)
-  python bench/accuracy.py --full          # also bincount's train_model (fine_tune, the `bincount train` recipe)
+  python bench/accuracy.py --full          # also `bincount train` itself: its default (head) and fine_tune recipes
 """
 import argparse, hashlib, json, shutil, tempfile, time
 from pathlib import Path
@@ -74,7 +74,8 @@ def metrics(probs, counts):
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--full', action='store_true')
-    ap.add_argument('--epochs', type=int, default=5)
+    ap.add_argument('--epochs', type=int, default=3, help='unfrozen epochs of --recipe fine_tune')
+    ap.add_argument('--recipes', nargs='+', default=['head', 'fine_tune'], help='bincount train recipes run by --full')
     a = ap.parse_args()
     torch.set_flush_denormal(True)
     data = sample_dir()
@@ -90,13 +91,16 @@ def main():
         for s in range(a.seeds):
             t = time.time(); p = run_head(F, y, tr, te, rec, s); rs.append({**metrics(p, counts[te]), 'seconds': time.time() - t})
         rows.append(dict(recipe=f"{name} (mean of {a.seeds} seeds)", **pd.DataFrame(rs).mean().to_dict()))
-    if a.full:  # the `bincount train` recipe itself: fastai fine_tune of the whole network, on the same split
+    if a.full:  # `bincount train` itself on the same split: its default (head on cached features) and fine_tune
         with tempfile.TemporaryDirectory() as d:
             ds = Path(d)/'abid15'; ds.mkdir(); (ds/'images').symlink_to(Path(data).resolve()/'images')
             write_labels(df, ds)
-            t = time.time(); m = train_model(ds, Path(d)/'model', arch='efficientnet_lite0', epochs=a.epochs, lr=2e-3)
-            rows.append(dict(recipe=f"bincount train: fine_tune 1+{a.epochs} ep, lite0 224, TTA", acc=m['test_accuracy'],
-                             rmse=m['test_rmse'], rmse_expected=m['test_rmse_expected'], seconds=time.time() - t))
+            for recipe, kw in (('head', dict(lr='auto')), ('fine_tune', dict(epochs=a.epochs, lr=2e-3))):
+                if recipe not in a.recipes: continue
+                t = time.time(); m = train_model(ds, Path(d)/recipe, arch='efficientnet_lite0', recipe=recipe, **kw)
+                rows.append(dict(recipe=f"bincount train --recipe {recipe} ({m['epochs']} ep, lr {m['lr']:.1e}, lite0 224, TTA)",
+                                 acc=m['test_accuracy'], rmse=m['test_rmse'], rmse_expected=m['test_rmse_expected'],
+                                 seconds=time.time() - t))
     print(pd.DataFrame(rows).round(3).to_string(index=False))
 
 if __name__ == '__main__': main()

@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #ba3e1180
 from __future__ import annotations
-import contextlib, importlib.util, json, math, os, shutil, socket, tempfile, threading, time
+import contextlib, importlib.util, json, math, os, random, shutil, socket, tempfile, threading, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +25,10 @@ from fastai.metrics import accuracy, AccumMetric
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.callback.schedule import valley
 from fastai.optimizer import OptimWrapper
+from fastai.learner import Learner
+from fastai.data.core import DataLoaders
+from fastai.layers import AdaptiveConcatPool2d, Flatten
+from fastprogress.fastprogress import progress_bar
 import bincount
 from .core import (BincountError, atomic_write_text, cache_dir, get_logger, image_path, labels_path,
                            read_labels, set_seed)
@@ -36,8 +40,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_KWARGS', 'RESIZE', 'p
            'load_state', 'match_state', 'set_normalize', 'count_metrics', 'torch_adamw', 'bin_learner', 'dls_resize',
            'export_model', 'read_config', 'load_model', 'preprocess', 'predict_probs', 'predict_images', 'score',
            'open_image', 'dataset_rows', 'predict_rows', 'evaluate_model', 'plot_confusion', 'plot_top_losses',
-           'find_lr', 'train_model', 'report_model', 'make_test_model', 'train_cmd', 'evaluate_cmd', 'plot_predictions',
-           'write_report', 'demo_cmd']
+           'find_lr', 'pooled_features', 'FlipFeatures', 'head_learner', 'train_model', 'report_model',
+           'make_test_model', 'train_cmd', 'evaluate_cmd', 'plot_predictions', 'write_report', 'demo_cmd']
 
 # %% ../nbs/04_learner.ipynb #735fadec
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -390,13 +394,49 @@ def find_lr(learn, # a learner from `bin_learner`
     if out is not None: _save(plt.gcf(), Path(out)/'lr_find.png')
     return float(sug.valley)
 
+# %% ../nbs/04_learner.ipynb #aed18fdc
+def pooled_features(learn, # a learner from `bin_learner`
+                    data, # its dataset directory
+                    items:pd.DataFrame, # rows (`id`) to describe
+                    bs:int=32, # photos per forward pass
+                   ) -> torch.Tensor:
+    "The frozen body's pooled features of each photo and of its mirror image: [N, 2, n_features]."
+    body, pool = learn.model[0].eval(), learn.model[1][:2]
+    assert isinstance(pool[0], AdaptiveConcatPool2d) and isinstance(pool[1], Flatten), "a head made by fastai's create_head"
+    cfg = {**learn.bin_config, **dls_resize(learn.dls)}
+    out = []
+    for i in progress_bar(range(0, len(items), bs), leave=False):
+        x = torch.stack([preprocess(open_image(image_path(data, b)), cfg) for b in items['id'].iloc[i:i+bs]])
+        with torch.inference_mode(): out.append(torch.stack([pool(body(x)), pool(body(x.flip(-1)))], 1))
+    return torch.cat(out) if out else torch.zeros(0, 2, 0)
+
+class FlipFeatures(torch.utils.data.Dataset):
+    "Pooled features with their class; in training, each draw takes the photo's or its mirror image's at random."
+    def __init__(self, feats, y, flip:bool): self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
+    def __len__(self): return len(self.y)
+    def __getitem__(self, i): return self.feats[i, random.randint(0, 1) if self.flip else 0], self.y[i]
+
+def head_learner(learn, # a learner from `bin_learner` with a pretrained (frozen) body
+                 data, # its dataset directory
+                 cbs=None, # extra fastai callbacks
+                ) -> Learner:
+    "A fastai `Learner` that trains `learn`'s head (in place) on the body's cached features of the train and valid photos."
+    vocab = {int(c): i for i, c in enumerate(learn.dls.vocab)}
+    dsets = []
+    for dl, flip in ((learn.dls.train, True), (learn.dls.valid, False)):
+        items = dl.items
+        dsets.append(FlipFeatures(pooled_features(learn, data, items, bs=learn.dls.bs), [vocab[int(c)] for c in items['count']], flip))
+    dls = DataLoaders.from_dsets(*dsets, bs=learn.dls.bs, device='cpu')
+    return Learner(dls, learn.model[1][2:], loss_func=learn.loss_func, opt_func=learn.opt_func,
+                   metrics=count_metrics([int(c) for c in learn.dls.vocab]), cbs=cbs)
+
 # %% ../nbs/04_learner.ipynb #b5e4580d
 def _rank() -> int: return int(os.environ.get('RANK', 0))
 
 def train_model(data, # a dataset directory (images/, labels.csv); a split column is recorded if missing
                 out, # the model directory to write
                 arch:str='resnet50', # a name in `ARCHS`
-                epochs:int=5, # epochs with the whole network unfrozen (all epochs when not pretrained)
+                epochs:int|None=None, # epochs (default: 10 for the head on cached features, 5 otherwise)
                 lr:float|str='auto', # learning rate, or 'auto' for `lr_find`'s suggestion
                 bs:int=32, # batch size
                 size:int|None=None, # image size (default: the arch's)
@@ -405,7 +445,8 @@ def train_model(data, # a dataset directory (images/, labels.csv); a split colum
                 pretrained:bool=True, # start from the arch's ImageNet weights
                 cbs=None, # extra fastai callbacks (metric logging, timing, profiling)
                 seed:int=42, # seed of the split and of training
-                freeze_epochs:int=1, # epochs training the head alone first (pretrained only)
+                recipe:str='auto', # 'head', 'fine_tune' or 'fit'; 'auto': 'head' from pretrained weights, else 'fit'
+                freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
                 label_smoothing:float=.1, # label smoothing of the loss
                 tta:bool=True, # predict with each photo and its mirror image
                 num_workers:int=0, # DataLoader worker processes
@@ -420,23 +461,30 @@ def train_model(data, # a dataset directory (images/, labels.csv); a split colum
     ensure_split(data, seed=seed)
     dls_kw = {k: kwargs.pop(k) for k in ('resize', 'aug', 'skip_bad') if k in kwargs}
     dls = bin_dls(data, bs=bs, size=size or get_arch(arch).size, max_count=max_count, num_workers=num_workers, **dls_kw)
-    learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights, label_smoothing=label_smoothing, cbs=cbs, **kwargs)
+    pretrained = pretrained or weights is not None
+    if recipe == 'auto': recipe = 'head' if pretrained else 'fit'
+    if recipe not in ('head', 'fine_tune', 'fit') or (recipe != 'fit' and not pretrained):
+        raise BincountError(f"recipe {recipe!r}: choose 'head' or 'fine_tune' (pretrained weights) or 'fit'")
+    epochs = epochs or (10 if recipe == 'head' else 5)
+    learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights, label_smoothing=label_smoothing,
+                        cbs=None if recipe == 'head' else cbs, **kwargs)
     if _rank() == 0: out.mkdir(parents=True, exist_ok=True)
+    fit_learn = head_learner(learn, data, cbs=cbs) if recipe == 'head' else learn
     if lr == 'auto':
-        lr = find_lr(learn, out if _rank() == 0 else None, num_it=lr_find_its)
+        lr = find_lr(fit_learn, out if _rank() == 0 else None, num_it=lr_find_its)
         log.info(f"lr_find suggests lr={lr:.2e}")
     lr = float(lr)
     distributed = int(os.environ.get('WORLD_SIZE', 1)) > 1
     if distributed: import fastai.distributed  # noqa: F401  (adds Learner.distrib_ctx; needs the `accelerate` package)
-    with learn.distrib_ctx() if distributed else contextlib.nullcontext():
-        if pretrained or weights is not None: learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-        else: learn.fit_one_cycle(epochs, lr)
+    with fit_learn.distrib_ctx() if distributed else contextlib.nullcontext():
+        if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
+        else: fit_learn.fit_one_cycle(epochs, lr)
     train_s = time.time() - t0
     if _rank() != 0: return {}
-    learn.recorder.plot_loss(show_epochs=True)
+    fit_learn.recorder.plot_loss(show_epochs=True)
     _save(plt.gcf(), out/'losses.png')
-    export_model(learn, out, tta=tta, max_count=max_count, lr=lr, epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, seed=seed)
-    return report_model(out, data, extra=dict(arch=arch, lr=lr, epochs=epochs, train_seconds=round(train_s, 1)))
+    export_model(learn, out, tta=tta, max_count=max_count, lr=lr, epochs=epochs, recipe=recipe, bs=bs, seed=seed)
+    return report_model(out, data, extra=dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(train_s, 1)))
 
 def report_model(model_dir, # a model directory
                  data, # the dataset it was trained on (with a split column)
@@ -485,14 +533,15 @@ def _need(**kw):
 def train_cmd(data:str=None, # dataset directory (images/, labels.csv) (required)
               out:str='model', # model directory to write
               arch:str='resnet50', # architecture: resnet50, efficientnet_lite0, efficientnet_lite2 or mobilenetv3_small_050
-              epochs:int=5, # epochs with the whole network unfrozen
+              epochs:int=None, # epochs (default: 10 for --recipe head, 5 otherwise)
               lr:str='auto', # learning rate, or 'auto' (lr_find's suggestion)
               bs:int=32, # batch size
               size:int=None, # image size (default: the arch's, e.g. 224)
               max_count:int=None, # leave out photos with more objects than this
               weights:str=None, # a local state dict (.safetensors or .pth) for the body instead of ImageNet weights
               no_pretrained:bool=False, # start from random weights
-              freeze_epochs:int=1, # epochs training the head alone first
+              recipe:str='auto', # head (frozen body, cached features), fine_tune or fit; auto: head when pretrained
+              freeze_epochs:int=1, # --recipe fine_tune: epochs training the head alone first
               seed:int=42, # seed of the split and of training
               num_workers:int=0, # DataLoader worker processes
              ):
@@ -500,7 +549,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv) (required
     _need(data=data)
     torch.set_flush_denormal(True)
     m = train_model(data, out, arch=arch, epochs=epochs, lr=_lr(lr), bs=bs, size=size, max_count=max_count, weights=weights,
-                    pretrained=not no_pretrained, freeze_epochs=freeze_epochs, seed=seed, num_workers=num_workers)
+                    pretrained=not no_pretrained, recipe=recipe, freeze_epochs=freeze_epochs, seed=seed, num_workers=num_workers)
     print(json.dumps(_headline(m)))
 
 def evaluate_cmd(model:str=None, # model directory (required)
@@ -545,7 +594,7 @@ def write_report(out, # the demo directory (the model is in out/model)
     text = f"""# bincount demo
 
 Data: `{data}` ({len(read_labels(data))} photos, counts {', '.join(map(str, cfg['classes']))}).
-Model: `{cfg['arch']}` from ImageNet weights, {cfg['size'][0]}x{cfg['size'][1]} px ({cfg['resize']}), {cfg.get('freeze_epochs', 0)}+{cfg.get('epochs')} epochs, lr {cfg.get('lr', 0):.2g}, in `model/`.
+Model: `{cfg['arch']}` from ImageNet weights, {cfg['size'][0]}x{cfg['size'][1]} px ({cfg['resize']}), recipe `{cfg.get('recipe')}`, {cfg.get('epochs')} epochs, lr {cfg.get('lr', 0):.2g}, in `model/`.
 Whole demo: {seconds/60:.1f} min.
 
 ## Metrics
@@ -577,7 +626,7 @@ def demo_cmd(data:str=None, # a dataset directory to use instead of a synthetic 
              out:str='bincount-demo', # where to write the data, the model and report.md
              arch:str='efficientnet_lite0', # architecture (its weights must be available offline)
              n:int=1000, # synthetic photos to make (without --data)
-             epochs:int=6, # epochs with the whole network unfrozen
+             epochs:int=None, # epochs (default: 10 for the head on cached features)
              size:int=None, # image size (default: 128 for synthetic photos, the arch's for --data)
              lr:str='3e-3', # learning rate, or 'auto'
              bs:int=32, # batch size
