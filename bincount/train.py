@@ -153,7 +153,7 @@ def smdebug_callback(config_path='/opt/ml/input/config/debughookconfig.json') ->
     log = get_logger('bincount.train')
     try: import smdebug.pytorch as smd
     except Exception as e:
-        log.info("smdebug not importable (%s): SageMaker Debugger hook off; steps.csv and --profile-steps still record the run", type(e).__name__)
+        log.info("smdebug is not installed here (%s): SageMaker Debugger hook off; steps.csv and --profile-steps still record the run", getattr(e, 'name', None) or type(e).__name__)
         return None
     if not Path(config_path).exists():
         log.info("smdebug available but this job has no Debugger hook configuration: hook off")
