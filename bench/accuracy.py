@@ -12,7 +12,7 @@ import argparse, hashlib, json, shutil, tempfile, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
-from bincount.core import cache_dir, image_path, read_labels, sample_dir, write_labels
+from bincount.core import cache_dir, dataset_view, image_path, read_labels, sample_dir, write_labels
 from bincount.data import split_labels
 from bincount.learner import ARCHS, load_state, match_state, open_image, preprocess, train_model
 
@@ -93,7 +93,7 @@ def main():
         rows.append(dict(recipe=f"{name} (mean of {a.seeds} seeds)", **pd.DataFrame(rs).mean().to_dict()))
     if a.full:  # `bincount train` itself on the same split: its default (head on cached features) and fine_tune
         with tempfile.TemporaryDirectory() as d:
-            ds = Path(d)/'abid15'; ds.mkdir(); (ds/'images').symlink_to(Path(data).resolve()/'images')
+            ds = dataset_view(data, Path(d)/'abid15', ids=df['id'])
             write_labels(df, ds)
             for recipe, kw in (('head', dict(lr='auto')), ('fine_tune', dict(epochs=a.epochs, lr=2e-3))):
                 if recipe not in a.recipes: continue

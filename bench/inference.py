@@ -13,7 +13,7 @@ import argparse, json, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from bincount.core import get_logger, image_path, read_labels, sample_dir, write_labels
+from bincount.core import dataset_view, get_logger, image_path, read_labels, sample_dir
 from bincount.inference import decode_image, export_int8, export_onnx, load_predictor, OnnxPredictor, TorchPredictor
 
 log = get_logger('bincount.bench')
@@ -23,9 +23,7 @@ def real_dataset(work:Path) -> Path:
     "A dataset dir over the real sample (images symlinked, own labels.csv), so training never writes into shared/."
     d = work/'abid'
     if not (d/'labels.csv').exists():
-        d.mkdir(parents=True, exist_ok=True)
-        if not (d/'images').exists(): (d/'images').symlink_to(sample_dir()/'images')
-        write_labels(read_labels(sample_dir()), d)
+        dataset_view(sample_dir(), d)
     from bincount.data import ensure_split
     ensure_split(d)  # a train/valid/test split column in our copy of labels.csv: calibrate on train, score on test
     return d

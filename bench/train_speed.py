@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from fastai.callback.core import Callback
-from bincount.core import read_labels, sample_dir, write_labels
+from bincount.core import dataset_view, read_labels, sample_dir, write_labels
 from bincount.data import bin_dls, plain_batches, split_labels
 from bincount.learner import bin_learner
 
@@ -46,7 +46,7 @@ def main():
     df = read_labels(sample_dir()); df = df[df['count'].between(1, 5)].head(a.n + a.bs)[['id', 'count']]
     df['split'] = ['train']*a.n + ['valid']*a.bs
     with tempfile.TemporaryDirectory() as d:
-        ds = Path(d)/'ds'; ds.mkdir(); (ds/'images').symlink_to(sample_dir().resolve()/'images'); write_labels(df, ds)
+        ds = dataset_view(sample_dir(), Path(d)/'ds', ids=df['id']); write_labels(df, ds)
         dls = bin_dls(ds, bs=a.bs, size=a.size, num_workers=a.num_workers)
         learn = bin_learner(dls, 'efficientnet_lite0', cbs=TrainTimer(), metrics=[])
         learn.unfreeze()
