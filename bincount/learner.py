@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from PIL import Image
 import matplotlib.pyplot as plt
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from fastai.vision.learner import vision_learner, create_timm_model
 from fastai.vision.augment import Resize, ResizeMethod, PadMode
 from fastai.vision.core import PILImage
@@ -30,7 +30,7 @@ from fastai.data.core import DataLoaders
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastprogress.fastprogress import progress_bar
 import bincount
-from .core import (BincountError, atomic_write_text, cache_dir, get_logger, image_path, labels_path,
+from .core import (BincountError, atomic_write_bytes, atomic_write_text, cache_dir, get_logger, image_path, labels_path,
                            read_labels, set_seed)
 from .synth import make_synthetic
 from .data import bin_dls, ensure_split
@@ -217,9 +217,7 @@ def export_model(learn, # a learner from `bin_learner`
                 ) -> Path:
     "Write `learn`'s weights (`model.safetensors`) and what rebuilds it and prepares its input (`config.json`) to `out`."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    tmp = out/'.model.safetensors.part'
-    save_file({k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}, str(tmp))
-    os.replace(tmp, out/'model.safetensors')
+    atomic_write_bytes(out/'model.safetensors', save({k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}))
     cfg = {**learn.bin_config, **dls_resize(learn.dls), 'tta': tta, **extra, 'bincount_version': bincount.__version__}
     atomic_write_text(out/'config.json', json.dumps(cfg, indent=2))
     return out
