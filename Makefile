@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup export clean-nbs docs check-docs browser
+.PHONY: demo test setup export lint clean-nbs docs check-docs browser
 
 # Create .venv and install the package with its dev tools; a repeat run reuses the environment, and reinstalls only
 # when pyproject.toml's content changed (a hash, not its mtime: nbdev-export rewrites the file unchanged).
@@ -34,6 +34,9 @@ test: setup browser
 
 export: setup
 	$(BIN)/nbdev-export
+
+lint: setup
+	$(BIN)/ruff check bincount
 
 # The docs site in _docs/ (offline: nbdev's processing + pandoc; `nbdev-docs` does the same with Quarto) and README.md.
 docs: setup

@@ -14,7 +14,10 @@ import numpy as np, pandas as pd, torch, timm
 from torch import nn
 from bincount.core import cache_dir, dataset_view, image_path, read_labels, sample_dir, write_labels
 from bincount.data import split_labels
-from bincount.learner import ARCHS, load_state, match_state, open_image, preprocess, train_model
+from bincount.archs import ARCHS, load_state, match_state
+from bincount.evaluate import open_image
+from bincount.handler import preprocess
+from bincount.train import train_model
 
 def features(data, df, arch='efficientnet_lite0', size=224, bs=32):
     "Concat-pooled (max, avg) features of each photo and its mirror image: [N, 2, 2*C], cached."
@@ -27,7 +30,7 @@ def features(data, df, arch='efficientnet_lite0', size=224, bs=32):
     cfg = dict(size=[size, size], resize='squash', mean=list(info.mean), std=list(info.std), pad_mode='zeros')
     out = np.zeros((len(df), 2, 2*body.num_features), dtype=np.float32)
     for i in range(0, len(df), bs):
-        x = torch.stack([preprocess(open_image(image_path(data, b)), cfg) for b in df['id'][i:i+bs]])
+        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(data, b)), cfg) for b in df['id'][i:i+bs]]))
         with torch.inference_mode():
             for j, xx in enumerate((x, x.flip(-1))):
                 f = body.forward_features(xx)

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from bincount.core import dataset_view, get_logger, image_path, read_labels, sample_dir
-from bincount.inference import decode_image, export_int8, export_onnx, load_predictor, OnnxPredictor, TorchPredictor
+from bincount.handler import OnnxRuntime, Predictor, decode_image, read_config
+from bincount.evaluate import load_torch_predictor
+from bincount.export import export_int8, export_onnx
 
 log = get_logger('bincount.bench')
 
@@ -32,7 +34,7 @@ def real_dataset(work:Path) -> Path:
 def quick_model(data:Path, out:Path, arch:str, size:int, max_count:int) -> Path:
     "Train a quick model on the real photos (ImageNet weights, one epoch, all layers), unless `out` has one."
     if (out/'model.safetensors').exists(): return out
-    from bincount.learner import train_model
+    from bincount.train import train_model
     t = time.time()
     m = train_model(data, out, arch=arch, epochs=1, freeze_epochs=0, lr=2e-3, bs=32, size=size, max_count=max_count,
                     tta=False, label_smoothing=.1)
@@ -45,7 +47,7 @@ def random_model(out:Path, arch:str, n_classes:int=6, size:int=224) -> Path:
     if (out/'model.safetensors').exists(): return out
     from fastai.vision.learner import create_timm_model
     from safetensors.torch import save_file
-    from bincount.learner import get_arch
+    from bincount.archs import get_arch
     info = get_arch(arch)
     model, _ = create_timm_model(info.timm, n_classes, pretrained=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,7 @@ def main(argv=None):
         test = df[(df['split'] == 'test') & (df['count'] <= max(cfg['classes']))].head(a.n)
         raw = [image_path(data, i).read_bytes() for i in test['id']]
         labels = test['count'].to_numpy()
-        eager = TorchPredictor(model, a.threads)
+        eager = load_torch_predictor(model, a.threads)
         xs = [eager.preprocess(decode_image(b)) for b in raw]
         fresh = lambda p: p.exists() and p.stat().st_mtime > (model/'model.safetensors').stat().st_mtime and not a.reexport
         fp32, int8 = work/f'{model.name}.onnx', work/f'{model.name}.int8.onnx'
@@ -111,8 +113,8 @@ def main(argv=None):
         t = time.time()
         if not fresh(int8): export_int8(model, int8, data, a.n_calib, fp32=fp32)
         log.info(f"int8 quantization, {a.n_calib} calibration photos: {time.time()-t:.0f} s")
-        res = time_runtimes({'torch eager fp32': eager, 'onnxruntime fp32': OnnxPredictor(model, fp32, a.threads),
-                             'onnxruntime int8': OnnxPredictor(model, int8, a.threads)}, xs, raw)
+        onnx = lambda path: Predictor(read_config(model), OnnxRuntime(path, a.threads))
+        res = time_runtimes({'torch eager fp32': eager, 'onnxruntime fp32': onnx(fp32), 'onnxruntime int8': onnx(int8)}, xs, raw)
         classes = np.array(cfg['classes'])
         base = res['torch eager fp32']
         print(f"\n{cfg['arch']} ({kind} weights), {cfg['size'][0]}x{cfg['size'][1]}, {len(raw)} real test photos, batch 1, "

@@ -15,7 +15,7 @@ def serve_moto(q, stop):
     "Child process: moto's S3 server."
     import logging
     logging.getLogger('werkzeug').setLevel(logging.ERROR)
-    from bincount.core import moto_server
+    from bincount.testing import moto_server
     with moto_server() as url:
         q.put(url)
         stop.wait()
@@ -23,7 +23,7 @@ def serve_moto(q, stop):
 
 def serve_proxy(upstream, latency, q, stop):
     "Child process: the latency proxy in front of moto."
-    from bincount.ingest import FaultProxy
+    from bincount.testing import FaultProxy
     with FaultProxy(upstream, latency=latency) as px:
         q.put(px.url)
         stop.wait()
@@ -55,8 +55,10 @@ def main():
     args = ap.parse_args()
 
     import boto3
-    from bincount.core import image_path, metadata_path, patched_env, read_labels, sample_dir
-    from bincount.ingest import fetch, s3_client, seed_bucket
+    from bincount.core import image_path, metadata_path, read_labels, sample_dir
+    from bincount.testing import patched_env, seed_bucket
+    from bincount.s3 import s3_client
+    from bincount.ingest import fetch
 
     moto, stop_moto, url = start(serve_moto)
     proxy, stop_proxy, purl = start(serve_proxy, url, args.latency)

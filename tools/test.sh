@@ -15,6 +15,9 @@ nbdev-clean || fail "nbdev-clean"
 after=$(git status --porcelain | md5sum)
 if [[ $before != "$after" ]]; then git status --porcelain; fail "nbdev-export/nbdev-clean changed the tree: export and clean the notebooks, then commit"; fi
 
+# 1b. The exported package passes the linter (ruff: unused imports, undefined names, redefinitions).
+ruff check bincount || fail "ruff check bincount: fix the findings in the notebooks, then export"
+
 # 2. Every notebook, one at a time so the count is exact and a failure names its notebook.
 log=$(mktemp -d)
 mapfile -t nbs < <(cd nbs && find . -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -not -name '_*' | sed 's|^\./||' | sort)
