@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/launch.html.md"""
 
 # %% ../nbs/16_launch.ipynb #04ced0d0
 from __future__ import annotations
-import json, os, shutil, subprocess, sys, tempfile
+import contextlib, json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 from typing import Annotated
 import bincount
@@ -15,7 +15,8 @@ from .callbacks import metric_definitions
 from .train import hp_args, sm_hyperparameters, train_argv, train_options
 
 # %% auto #0
-__all__ = ['ENTRY_POINT', 'REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'launch_sagemaker', 'launch_cmd']
+__all__ = ['ENTRY_POINT', 'REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'job_estimator', 'launch_sagemaker',
+           'launch_cmd']
 
 # %% ../nbs/16_launch.ipynb #b1045360
 ENTRY_POINT = 'train_entry.py'
@@ -81,6 +82,24 @@ def run_local(data, # dataset directory (the training channel)
     return p.wait(), ''.join(lines)
 
 # %% ../nbs/16_launch.ipynb #51f6c43c
+@contextlib.contextmanager
+def job_estimator(data:str, # s3:// prefix of the dataset (the 'training' channel)
+                  role:str|None, # IAM role ARN the jobs run as (None only for a dry run)
+                  hyperparameters:dict, # the jobs' hyperparameters (`sm_hyperparameters` of the `bincount train` options)
+                  what:str='training job', # what is being created, for the error messages
+                  region:str|None=None, bucket:str|None=None, dry_run:bool=False, # where, and whether only to print
+                  **kwargs, # passed to `sagemaker_sdk.pytorch_estimator` (instance type and count, max_run, debugger, ...)
+                 ):
+    "The SDK, a session and the estimator of SageMaker jobs that run `bincount train` on `data` (its source bundle in a temporary dir)."
+    from bincount import sagemaker_sdk as sm  # only the SageMaker path needs the SDK (the container does not have it)
+    if not data.startswith('s3://'): raise BincountError(f"{data}: SageMaker reads data from S3: pass an s3:// prefix (or use --local)")
+    if not role and not dry_run: raise BincountError(f"--role ARN is required to create a SageMaker {what}")
+    sess = sm.sm_session(region, bucket, dry_run=dry_run)
+    with tempfile.TemporaryDirectory() as d:
+        yield sm, sess, sm.pytorch_estimator(sess, build_source_dir(d), role or f"arn:aws:iam::{sm.DRY_RUN_ACCOUNT}:role/DRY-RUN",
+                                             hyperparameters, metric_definitions(), **kwargs)
+
+# %% ../nbs/16_launch.ipynb #788bb1f1
 def launch_sagemaker(data:str, # s3:// prefix of the dataset (the 'training' channel)
                      role:str|None, # IAM role ARN the job runs as
                      hyperparameters:dict, # the job's hyperparameters (`sm_hyperparameters` of the `bincount train` options)
@@ -91,15 +110,9 @@ def launch_sagemaker(data:str, # s3:// prefix of the dataset (the 'training' cha
                      wait:bool=False, dry_run:bool=False, yes:bool=False, # follow the log; print the request only; do not ask
                     ) -> str|None:
     "Create a SageMaker training job that runs `bincount train` (after the cost ceiling and a question); its name, or None for a dry run."
-    from bincount import sagemaker_sdk as sm  # only the SageMaker path needs the SDK (the container does not have it)
-    if not data.startswith('s3://'): raise BincountError(f"{data}: SageMaker reads data from S3: pass an s3:// prefix (or use --local)")
-    if not role and not dry_run: raise BincountError("--role ARN is required to create a SageMaker training job")
-    sess = sm.sm_session(region, bucket, dry_run=dry_run)
-    with tempfile.TemporaryDirectory() as d:
-        est = sm.pytorch_estimator(sess, build_source_dir(d), role or 'arn:aws:iam::000000000000:role/DRY-RUN', hyperparameters,
-                                   metric_definitions(), instance_type=instance_type, instance_count=instance_count,
-                                   max_run=int(max_hours*3600), debugger=debugger, profiler=profiler)
-        inputs = {'training': data, **({'test': test_data} if test_data else {})}
+    inputs = {'training': data, **({'test': test_data} if test_data else {})}
+    with job_estimator(data, role, hyperparameters, 'training job', region, bucket, dry_run, instance_type=instance_type,
+                       instance_count=instance_count, max_run=int(max_hours*3600), debugger=debugger, profiler=profiler) as (sm, sess, est):
         ceiling = sm.cost_ceiling(instance_type, instance_count, max_hours)
         if dry_run:
             sm.start_training(est, inputs, job_name=job_name)

@@ -6,14 +6,14 @@ Docs: https://bincount.github.io/bincount/tune.html.md"""
 
 # %% ../nbs/17_tune.ipynb #e573ef3a
 from __future__ import annotations
-import json, math, random, shlex, tempfile, time
+import json, math, random, shlex, time
 from pathlib import Path
 from typing import Annotated
 import pandas as pd
 from .core import BincountError
 from .callbacks import METRICS, metric_definitions, parse_metrics
 from .train import SM_NAMES, hp_args, sm_hyperparameters, train_argv, train_options
-from .launch import build_source_dir, run_local
+from .launch import job_estimator, run_local
 
 # %% auto #0
 __all__ = ['TUNED', 'objective_type', 'final_metrics', 'sample_trials', 'run_trials', 'best_trial', 'plot_trials', 'best_command',
@@ -137,14 +137,8 @@ def tune_sagemaker(data:str, # s3:// prefix of the dataset
                    dry_run:bool=False, yes:bool=False, # print the request only; do not ask first
                   ) -> str|None:
     "Create a SageMaker tuning job over `bincount train` (after the cost ceiling and a question); its name, or None for a dry run."
-    from bincount import sagemaker_sdk as sm  # only the SageMaker path needs the SDK
-    if not data.startswith('s3://'): raise BincountError(f"{data}: SageMaker reads data from S3: pass an s3:// prefix (or use --local)")
-    if not role and not dry_run: raise BincountError("--role ARN is required to create a SageMaker tuning job")
-    sess = sm.sm_session(region, bucket, dry_run=dry_run)
-    with tempfile.TemporaryDirectory() as d:
-        est = sm.pytorch_estimator(sess, build_source_dir(d), role or 'arn:aws:iam::000000000000:role/DRY-RUN', static,
-                                   metric_definitions(), instance_type=instance_type, instance_count=instance_count,
-                                   max_run=int(max_hours*3600))
+    with job_estimator(data, role, static, 'tuning job', region, bucket, dry_run, instance_type=instance_type,
+                       instance_count=instance_count, max_run=int(max_hours*3600)) as (sm, sess, est):
         tuner = sm.make_tuner(est, metric_definitions(), objective, objective_type(objective), max_jobs, max_parallel_jobs, strategy,
                               sm.tuning_ranges(lr, batch_sizes))
         ceiling = sm.cost_ceiling(instance_type, instance_count, max_hours, jobs=max_jobs)
