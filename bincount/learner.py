@@ -174,8 +174,9 @@ def _features_key(learn, data, items:pd.DataFrame) -> str:
     h = hashlib.sha256(json.dumps({k: v for k, v in model_config(learn).items() if k != 'head'}, sort_keys=True).encode())
     for v in learn.model[0].state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
     for b in items['id']:
-        st = image_path(data, b).stat()
-        h.update(f"{Path(data).resolve()}/{b}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        p = image_path(data, b).resolve()  # the photo itself, wherever a view of the dataset links it from
+        st = p.stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 # %% ../nbs/08_learner.ipynb #3a490383
