@@ -155,6 +155,7 @@ def plot_top_losses(data, # the dataset directory
 def report_model(model_dir, # a model directory
                  data, # the dataset it was trained on
                  extra:dict|None=None, # more entries for metrics.json
+                 skip_bad:bool=False, # leave out missing or unreadable photos (listed) instead of raising
                 ) -> dict:
     "Score `model_dir` on `data`'s valid and test splits; write `metrics.json`, `confusion.png` and `top_losses.png`."
     model_dir, res, last = Path(model_dir), dict(extra or {}), None
@@ -162,8 +163,10 @@ def report_model(model_dir, # a model directory
     for split in ('valid', 'test'):
         try: df, over = dataset_rows(data, split, predictor.config.get('max_count'), splits)
         except BincountError: continue  # an empty split: nothing to report
-        probs, _ = predict_rows(predictor, data, df)
-        r = res[split] = {**score(probs, df['count'], predictor.classes), 'skipped_over_max_count': over}
+        probs, skipped = predict_rows(predictor, data, df, skip_bad=skip_bad)
+        df = df[~df['id'].isin(skipped)]
+        r = res[split] = {**score(probs, df['count'], predictor.classes), 'skipped_over_max_count': over,
+                          **({'skipped_bad': skipped} if skipped else {})}
         res.update({f"{split}_{k}": r[k] for k in ('accuracy', 'rmse', 'mae', 'within_one', 'rmse_expected', 'n')})
         last = (split, r, df, probs)
     if last:

@@ -115,7 +115,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
         export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=epochs, recipe=recipe, bs=bs, seed=seed,
                      split_from=labels.attrs.get('split_from'))
-    return report_model(out, data, extra=dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1)))
+    return report_model(out, data, dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1)), skip_bad)
 
 # %% ../nbs/11_train.ipynb #c4ac2edc
 def _default(value, *names, fallback=None):
