@@ -87,7 +87,7 @@ def best_command(data:str, # the dataset the trials trained on
                  hyperparameters:dict, # the best trial's hyperparameters, static and tuned, by SageMaker name
                 ) -> str:
     "The `bincount train` command that trains the best trial again: the same recipe, learning rate, batch size and epochs."
-    hps = {k: (json.loads(v) if isinstance(v, str) and v[:1] == '"' else v) for k, v in hyperparameters.items() if not k.startswith('sagemaker_')}
+    hps = {k: v for k, v in hyperparameters.items() if not k.startswith('sagemaker_')}  # quoted values: `sm_argv` reads them
     return shlex.join(['bincount', 'train', '--data', str(data), *train_argv(train_options(hp_args(hps)))])
 
 # %% ../nbs/17_tune.ipynb #6cd21310
