@@ -223,9 +223,12 @@ def train_options(argv:list[str], # `bincount train` arguments, in its own or Sa
 # %% ../nbs/11_train.ipynb #17fe1861
 def train_argv(options:dict) -> list[str]:
     "`bincount train` arguments for `options` (parameter names -> values): the inverse of `train_options`."
-    flags = _flags()
-    return [a for k, v in options.items() if v is not None and v is not False
-            for a in ([f"--{k.replace('_', '-')}"] if f"--{k.replace('_', '-')}" in flags else [f"--{k.replace('_', '-')}", str(v)])]
+    flags, out = _flags(), []
+    for k, v in options.items():
+        if v is None or v is False: continue  # an option left at nothing, or a flag not given
+        name = f"--{k.replace('_', '-')}"
+        out += [name] if name in flags else [name, str(v)]
+    return out
 
 # %% ../nbs/11_train.ipynb #3a55661d
 def sm_hyperparameters(options:dict) -> dict:
