@@ -20,8 +20,8 @@ from .core import BincountError, cache_dir
 from .handler import read_config
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch', 'get_arch',
-           'load_state', 'match_state', 'build_model', 'load_model']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch',
+           'get_arch', 'load_state', 'match_state', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -132,12 +132,27 @@ def match_state(sd:dict, # the state dict read from a weights file
     return out
 
 # %% ../nbs/07_archs.ipynb #4000942f
-HEAD_KWARGS = ('lin_ftrs', 'ps', 'concat_pool', 'first_bn', 'bn_final', 'lin_first')  # they shape fastai's head: config.json keeps them
+def _flag(v) -> bool: return isinstance(v, bool)
+def _p(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
 
+HEAD_RULES = {  # the keyword arguments that shape fastai's head, as config.json keeps them: key -> (check, what it must be)
+    'lin_ftrs': (lambda v: v is None or isinstance(v, list) and 0 < len(v) <= 4 and all(isinstance(n, int) and not _flag(n)
+                 and 1 <= n <= 8192 for n in v), "null or a list of 1-4 layer widths 1-8192"),
+    'ps': (lambda v: _p(v) or isinstance(v, list) and 0 < len(v) <= 5 and all(map(_p, v)), "a dropout probability 0-1, or a list of them"),
+    **{k: (_flag, "true or false") for k in ('concat_pool', 'first_bn', 'bn_final', 'lin_first')},
+}
+HEAD_KWARGS = tuple(HEAD_RULES)
+
+# %% ../nbs/07_archs.ipynb #bdea9833
 def build_model(config:dict) -> nn.Module:
     "The network a model's `config` describes, with random weights: timm's body of `config['arch']` and fastai's head."
     info = get_arch(config.get('arch'))
-    head = {k: v for k, v in (config.get('head') or {}).items() if k in HEAD_KWARGS}
+    if config.get('timm', info.timm) != info.timm:
+        raise BincountError(f"config 'timm' {str(config['timm'])[:80]!r} is not {config['arch']}'s network ({info.timm})")
+    head = config.get('head') or {}
+    for k, v in head.items():
+        if k not in HEAD_RULES: raise BincountError(f"config 'head' has an unknown setting {k[:40]!r}: known ones are {', '.join(HEAD_RULES)}")
+        if not HEAD_RULES[k][0](v): raise BincountError(f"config 'head' {k!r} must be {HEAD_RULES[k][1]}, found {str(v)[:40]}")
     model, _ = create_timm_model(info.timm, len(config['classes']), pretrained=False, **head)
     return model
 
@@ -148,8 +163,8 @@ def load_model(model_dir, # a directory written by `bincount train`
     cfg = read_config(model_dir)
     wp = Path(model_dir)/'model.safetensors'
     if not wp.exists(): raise BincountError(f"{model_dir}: no model.safetensors")
-    model = build_model(cfg)
-    try: model.load_state_dict(load_file(str(wp)))
+    model, sd = build_model(cfg), load_state(wp)
+    try: model.load_state_dict(sd)
     except Exception as e:
         raise BincountError(f"{wp}: weights do not fit {cfg.get('arch')} with {len(cfg['classes'])} classes ({str(e)[:200]})") from None
     return model.eval(), cfg

@@ -6,15 +6,16 @@ Docs: https://bincount.github.io/bincount/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #55ed63b8
 from __future__ import annotations
-import contextlib, csv, logging, os, random, re, socket, sys, tarfile, tempfile
+import contextlib, csv, gzip, logging, os, random, re, socket, sys, tarfile, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['IMAGES', 'METADATA', 'LABELS', 'BincountError', 'check_id', 'image_path', 'metadata_path', 'labels_path',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'read_labels', 'write_labels', 'sample_dir',
-           'count_classes', 'dataset_view', 'extract_tar', 'set_seed', 'get_logger', 'cache_dir', 'free_port']
+__all__ = ['IMAGES', 'METADATA', 'LABELS', 'MAX_COUNT', 'BincountError', 'check_id', 'image_path', 'metadata_path', 'labels_path',
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'check_count', 'read_labels', 'write_labels',
+           'sample_dir', 'count_classes', 'dataset_view', 'extract_tar', 'set_seed', 'get_logger', 'cache_dir',
+           'free_port']
 
 # %% ../nbs/00_core.ipynb #8b940f89
 class BincountError(Exception):
@@ -80,26 +81,37 @@ def atomic_write_text(path, text:str) -> Path:
     return atomic_write_bytes(path, text.encode('utf-8'))
 
 # %% ../nbs/00_core.ipynb #328091c9
+MAX_COUNT = 1000  # the most objects a bin can be said to hold; ABID's fullest bins hold a few hundred
+
+def check_count(count, where:str='count') -> int:
+    "`count` as an int if it is a whole number 0-`MAX_COUNT` (an int, or its digits); else a `BincountError` naming `where`."
+    text = str(count).strip() if isinstance(count, (int, str)) and not isinstance(count, bool) else None
+    if text is None or not re.fullmatch(r"\d{1,6}", text) or int(text) > MAX_COUNT:
+        raise BincountError(f"{where}: {str(count)[:40]!r} is not a whole number of objects 0-{MAX_COUNT}")
+    return int(text)
+
+# %% ../nbs/00_core.ipynb #7a543939
 def read_labels(data) -> pd.DataFrame:
-    "Read and check `data/labels.csv` (or a csv path): string ids, integer counts >= 0, no duplicate ids."
+    "Read and check `data/labels.csv` (or a csv path): string ids, counts 0-`MAX_COUNT`, no duplicate ids."
     path = Path(data)
     if path.is_dir(): path = labels_path(path)
-    if not path.exists(): raise BincountError(f"{path}: no labels file (expected a csv with header 'id,count')")
-    with open(path, newline='', encoding='utf-8') as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if 'id' not in cols or 'count' not in cols:
-            raise BincountError(f"{path}: header must include 'id' and 'count', found {cols}")
-        rows, seen = [], {}
-        for line, row in enumerate(reader, start=2):
-            bin_id, count = (row['id'] or '').strip(), (row['count'] or '').strip()
-            try: check_id(bin_id)
-            except BincountError as e: raise BincountError(f"{path} line {line}: {e}") from None
-            if not re.fullmatch(r"\d+", count):
-                raise BincountError(f"{path} line {line}: count {count!r} of id {bin_id!r} is not a whole number >= 0")
-            if bin_id in seen: raise BincountError(f"{path} line {line}: id {bin_id!r} repeats line {seen[bin_id]}")
-            seen[bin_id] = line
-            rows.append({**row, 'id': bin_id, 'count': int(count)})
+    if not path.is_file(): raise BincountError(f"{path}: no labels file (expected a csv with header 'id,count')")
+    try:
+        with open(path, newline='', encoding='utf-8-sig') as f:  # -sig: a spreadsheet's byte order mark is not part of 'id'
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            if 'id' not in cols or 'count' not in cols:
+                raise BincountError(f"{path}: header must include 'id' and 'count', found {cols[:10]}")
+            rows, seen = [], {}
+            for line, row in enumerate(reader, start=2):
+                bin_id, count = (row['id'] or '').strip(), row['count'] or ''
+                try: check_id(bin_id); count = check_count(count, f"count of id {bin_id!r}")
+                except BincountError as e: raise BincountError(f"{path} line {line}: {e}") from None
+                if bin_id in seen: raise BincountError(f"{path} line {line}: id {bin_id!r} repeats line {seen[bin_id]}")
+                seen[bin_id] = line
+                rows.append({**row, 'id': bin_id, 'count': count})
+    except UnicodeDecodeError as e: raise BincountError(f"{path}: not UTF-8 text (byte {e.start}): save it as CSV UTF-8") from None
+    except csv.Error as e: raise BincountError(f"{path}: not a readable CSV file ({e})") from None
     return pd.DataFrame(rows, columns=cols).astype({'id': str, 'count': int})
 
 # %% ../nbs/00_core.ipynb #5b3d50ec
@@ -139,14 +151,32 @@ def dataset_view(src, dst, ids=None) -> Path:
     return dst
 
 # %% ../nbs/00_core.ipynb #3c381a71
-def extract_tar(archive, # a tar file, compressed or not
+class _Capped:
+    "A file object that raises `BincountError` once more than `limit` bytes were read from it."
+    def __init__(self, f, limit:int, what:str): self.f, self.left, self.what = f, limit, what
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.left -= len(data)
+        if self.left < 0: raise BincountError(f"{self.what}: unpacks to more than its limit: is it really one?")
+        return data
+
+# %% ../nbs/00_core.ipynb #8fbaee44
+def extract_tar(archive, # a tar file, gzip-compressed or not
                 dst, # the directory to extract into
-                what:str='tar archive', # what the archive is, for the error message
+                what:str='tar archive', # what the archive is, for the error messages
+                keep=None, # the member names to extract (e.g. a set of file names); None: all
+                max_bytes:int=2**31, # the most bytes read from the archive, uncompressed
                ) -> Path:
-    "Extract `archive` into `dst` refusing unsafe members (absolute paths, `..`, links out, devices); `BincountError` if unreadable."
+    "Extract `archive` (or its `keep` members) into `dst`, refusing unsafe members and more than `max_bytes`; `BincountError` if unreadable."
     try:
-        with tarfile.open(archive) as t: t.extractall(dst, filter='data')
-    except (tarfile.TarError, OSError, EOFError) as e: raise BincountError(f"{archive}: not a readable {what} ({e})") from None
+        with open(archive, 'rb') as raw:
+            gz = raw.read(2) == b'\x1f\x8b'
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw) if gz else raw
+            with tarfile.open(fileobj=_Capped(f, max_bytes, f"{archive}: the {what}"), mode='r|') as t:  # one pass, bounded
+                for ti in t:
+                    if keep is None or ti.name.removeprefix('./') in keep: t.extract(ti, dst, filter='data')
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e: raise BincountError(f"{archive}: not a readable {what} ({e})") from None
     return Path(dst)
 
 # %% ../nbs/00_core.ipynb #2a7346b4

@@ -14,17 +14,21 @@ from .handler import OnnxRuntime, Predictor, decode_image, preprocess, read_conf
 from .evaluate import load_torch_predictor
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'REQUIREMENTS', 'PACKAGE_FILES', 'model_path', 'export_onnx', 'calibration_photos', 'export_int8',
-           'onnx_graph', 'load_predictor', 'handler_source', 'package', 'package_cmd']
+__all__ = ['MODEL_FILES', 'MAX_MODEL_BYTES', 'RUNTIMES', 'REQUIREMENTS', 'PACKAGE_FILES', 'model_path', 'export_onnx',
+           'calibration_photos', 'export_int8', 'onnx_graph', 'load_predictor', 'handler_source', 'package',
+           'package_cmd']
 
 # %% ../nbs/12_export.ipynb #ceed3b5e
+MODEL_FILES = {'config.json', 'model.safetensors', 'metrics.json', 'model.onnx', 'model.int8.onnx', 'onnx.json'}  # what readers read
+MAX_MODEL_BYTES = 2**31  # what a model.tar.gz may unpack to (a ResNet-50 model and its ONNX graph: ~200 MB)
+
 def model_path(model) -> Path:
     "The model directory of `model`: a directory, or a `model.tar.gz` extracted (safely) to a temporary directory."
     p = Path(model)
     if p.is_file() and p.name.endswith(('.tar.gz', '.tgz')):
         d = Path(tempfile.mkdtemp(prefix='bincount-model-'))
         atexit.register(shutil.rmtree, d, ignore_errors=True)
-        p = extract_tar(p, d, 'model.tar.gz')
+        p = extract_tar(p, d, 'model.tar.gz', keep=MODEL_FILES, max_bytes=MAX_MODEL_BYTES)
     read_config(p)  # a clear error now if it is not a model
     return p
 

@@ -6,21 +6,23 @@ Docs: https://bincount.github.io/bincount/handler.html.md"""
 
 # %% ../nbs/05_handler.ipynb #6a487934
 from __future__ import annotations
-import base64, binascii, importlib.util, io, json, os, warnings
+import base64, binascii, importlib.util, io, json, math, os, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['MAX_BODY_BYTES', 'MAX_PIXELS', 'MAX_BATCH', 'IMAGE_TYPES', 'JSON_TYPE', 'FORMATS', 'RequestError', 'EmptyBody',
-           'NotAnImage', 'PayloadTooLarge', 'UnsupportedMediaType', 'NotAcceptable', 'decode_image', 'media_type',
-           'input_fn', 'read_config', 'fit_image', 'preprocess', 'TorchRuntime', 'OnnxRuntime', 'softmax', 'Predictor',
-           'model_fn', 'predict_fn', 'output_fn']
+__all__ = ['MAX_BODY_BYTES', 'MAX_PIXELS', 'MAX_REQUEST_PIXELS', 'MAX_ASPECT', 'MAX_BATCH', 'IMAGE_TYPES', 'JSON_TYPE', 'FORMATS',
+           'CONFIG_RULES', 'MAX_CONFIG_BYTES', 'RequestError', 'EmptyBody', 'NotAnImage', 'PayloadTooLarge',
+           'UnsupportedMediaType', 'NotAcceptable', 'open_image', 'load_image', 'decode_image', 'media_type',
+           'open_request', 'is_batch', 'input_fn', 'check_config', 'read_config', 'fit_image', 'preprocess',
+           'TorchRuntime', 'OnnxRuntime', 'softmax', 'Predictor', 'model_fn', 'predict_fn', 'output_fn']
 
 # %% ../nbs/05_handler.ipynb #9e1dde25
-try: from bincount.core import BincountError as ModelError  # in the project: the CLI prints it as one line
+try: from bincount.core import BincountError as ModelError, MAX_COUNT  # in the project: the CLI prints it as one line
 except ImportError:  # the packaged copy in a serving container, where bincount is not installed
     class ModelError(Exception): "A model directory that cannot be loaded: the operator's problem, not the client's."
+    MAX_COUNT = 1000
 try: from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError  # AWS's serving container
 except ImportError: _ToolkitError = Exception
 
@@ -47,30 +49,47 @@ def _env_int(name, default): return int(os.environ.get(name, default))
 
 MAX_BODY_BYTES = _env_int('BINCOUNT_MAX_BODY_BYTES', 16*2**20)  # a request body; SageMaker itself stops at 6 MB
 MAX_PIXELS = _env_int('BINCOUNT_MAX_PIXELS', 4096*4096)  # a photo's width x height, checked before decoding
+MAX_REQUEST_PIXELS = _env_int('BINCOUNT_MAX_REQUEST_PIXELS', 4*MAX_PIXELS)  # all the photos of one request together
+MAX_ASPECT = _env_int('BINCOUNT_MAX_ASPECT', 10)  # a photo's longer side over its shorter one
 MAX_BATCH = _env_int('BINCOUNT_MAX_BATCH', 64)  # photos in one JSON request
+if Image.MAX_IMAGE_PIXELS and MAX_PIXELS > Image.MAX_IMAGE_PIXELS: Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # ours is the limit
 IMAGE_TYPES = ('image/jpeg', 'image/png', 'application/x-image')
 JSON_TYPE = 'application/json'
 FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP')  # Pillow decoders we let near untrusted bytes
 
 # %% ../nbs/05_handler.ipynb #312b92e1
-def decode_image(data:bytes, # the bytes of a JPEG, PNG, WebP or BMP photo
-                 max_pixels:int|None=None, # the largest width x height accepted (default `MAX_PIXELS`)
-                ) -> Image.Image:
-    "Decode one photo from untrusted bytes, refusing one over `max_pixels` from its header, before decoding any pixel."
+def open_image(data:bytes, # the bytes of a JPEG, PNG, WebP or BMP photo
+               max_pixels:int|None=None, # the largest width x height accepted (default `MAX_PIXELS`)
+              ) -> Image.Image:
+    "Open one photo from untrusted bytes, reading its header only: refused when over `max_pixels` or `MAX_ASPECT`."
     max_pixels = max_pixels or MAX_PIXELS
     if not data: raise EmptyBody("empty body: send the bytes of a JPEG or PNG photo")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # our own limit is checked below
             img = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: raise PayloadTooLarge(f"image too large: {e}") from None
+    except Image.DecompressionBombError: raise PayloadTooLarge(f"image over the limit of {max_pixels:,} pixels") from None
     except UnidentifiedImageError: raise NotAnImage(f"not an image: send a {', '.join(FORMATS)} photo") from None
     except Exception as e: raise NotAnImage(f"not a readable image: {e}") from None  # e.g. a header cut short
     w, h = img.size
     if w*h > max_pixels: raise PayloadTooLarge(f"image of {w}x{h} pixels is over the limit of {max_pixels:,} pixels")
+    if max(w, h) > MAX_ASPECT*min(w, h):
+        raise NotAnImage(f"image of {w}x{h} pixels is not a bin photo: one side is over {MAX_ASPECT} times the other")
+    return img
+
+# %% ../nbs/05_handler.ipynb #5a0502b7
+def load_image(img:Image.Image) -> Image.Image:
+    "Decode the pixels of a photo from `open_image`; `NotAnImage` if they are broken (e.g. a file cut short)."
     try: img.load()
     except Exception as e: raise NotAnImage(f"broken {img.format} image: {e}") from None
     return img
+
+# %% ../nbs/05_handler.ipynb #603068c4
+def decode_image(data:bytes, # the bytes of a JPEG, PNG, WebP or BMP photo
+                 max_pixels:int|None=None, # the largest width x height accepted (default `MAX_PIXELS`)
+                ) -> Image.Image:
+    "Decode one photo from untrusted bytes, refusing one over the limits from its header, before decoding any pixel."
+    return load_image(open_image(data, max_pixels))
 
 # %% ../nbs/05_handler.ipynb #23260c80
 def media_type(content_type:str|None) -> str:
@@ -82,6 +101,7 @@ def _json_images(body:bytes) -> list[bytes]:
     "The photos of a JSON body: a list of base64 strings (or `{'b64': ...}`), bare or as `{'instances': [...]}`."
     try: obj = json.loads(body)
     except ValueError as e: raise NotAnImage(f"body is not valid JSON: {e}") from None
+    except RecursionError: raise NotAnImage("body is JSON nested too deeply: send a list of base64 photos") from None
     if isinstance(obj, dict) and 'instances' in obj: obj = obj['instances']
     if not isinstance(obj, list): raise NotAnImage('JSON body must be a list of base64 photos, or {"instances": [...]}')
     if not obj: raise EmptyBody("the JSON list of photos is empty")
@@ -96,41 +116,86 @@ def _json_images(body:bytes) -> list[bytes]:
     return out
 
 # %% ../nbs/05_handler.ipynb #fb01fb3f
-def input_fn(body:bytes|str, # the request body
-             content_type:str, # its `Content-Type`
-            ):
-    "Decode a request: a photo for `image/*` types, a list of photos for a JSON list of base64 photos."
+def open_request(body:bytes|str, # the request body
+                 content_type:str, # its `Content-Type`
+                ) -> list[Image.Image]:
+    "The photos of a request, opened from their headers (see `open_image`) and held to every limit, none decoded yet."
     ct = media_type(content_type)
     if ct not in IMAGE_TYPES + (JSON_TYPE,):
         raise UnsupportedMediaType(f"content type {content_type!r} is not supported: send {', '.join(IMAGE_TYPES)} or {JSON_TYPE}")
     if isinstance(body, str): body = body.encode('utf-8')  # AWS's toolkit decodes JSON bodies to text
     body = bytes(body or b'')
     if len(body) > MAX_BODY_BYTES: raise PayloadTooLarge(f"body of {len(body):,} bytes is over the limit of {MAX_BODY_BYTES:,}")
-    if ct != JSON_TYPE: return decode_image(body)
+    if ct != JSON_TYPE: return [open_image(body)]
     if not body: raise EmptyBody("empty body: send a JSON list of base64 photos")
-    images = []
+    images, pixels = [], 0
     for i, data in enumerate(_json_images(body)):
-        try: images.append(decode_image(data))
+        try: images.append(open_image(data))
         except RequestError as e: raise type(e)(f"photo {i}: {e}") from None
+        pixels += images[-1].width*images[-1].height
+        if pixels > MAX_REQUEST_PIXELS:
+            raise PayloadTooLarge(f"photos 0-{i} hold over {MAX_REQUEST_PIXELS:,} pixels together: send fewer or smaller photos per request")
     return images
 
-# %% ../nbs/05_handler.ipynb #805d6b82
-_CONFIG_KEYS = {'classes': list, 'size': list, 'mean': list, 'std': list}
+# %% ../nbs/05_handler.ipynb #cf88f7aa
+def is_batch(content_type:str) -> bool:
+    "Whether a request of `content_type` holds a list of photos (JSON), answered with a list."
+    return media_type(content_type) == JSON_TYPE
 
-def read_config(model_dir) -> dict:
-    "The `config.json` of a model directory: what rebuilds the model and prepares its input. `ModelError` if unusable."
-    p = Path(model_dir)/'config.json'
-    if not p.is_file(): raise ModelError(f"{model_dir}: not a bincount model (not a model directory with config.json; see 'bincount train')")
-    try: cfg = json.loads(p.read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as e: raise ModelError(f"{p}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict): raise ModelError(f"{p}: expected a JSON object, found {type(cfg).__name__}")
-    for k, t in _CONFIG_KEYS.items():
-        if not isinstance(cfg.get(k), t): raise ModelError(f"{p}: '{k}' is missing or not a {t.__name__}")
+# %% ../nbs/05_handler.ipynb #220e7acc
+def input_fn(body:bytes|str, # the request body
+             content_type:str, # its `Content-Type`
+            ):
+    "Decode a request: a photo for `image/*` types, a list of photos for a JSON list of base64 photos."
+    images = []
+    for i, img in enumerate(open_request(body, content_type)):
+        try: images.append(load_image(img))
+        except RequestError as e: raise type(e)(f"photo {i}: {e}" if is_batch(content_type) else str(e)) from None
+    return images if is_batch(content_type) else images[0]
+
+# %% ../nbs/05_handler.ipynb #805d6b82
+_PAD = {'zeros': 'constant', 'border': 'edge', 'reflection': 'reflect'}  # config.json's pad_mode -> NumPy's
+
+def _number(v, lo, hi) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+def _numbers(v, n, lo, hi, whole=False) -> bool:
+    return isinstance(v, list) and len(v) == n and all(_number(x, lo, hi) and (not whole or isinstance(x, int)) for x in v)
+
+CONFIG_RULES = {  # key: (required, check, what it must be). Other keys are records of training, read by no runtime.
+    'classes': (True, lambda v: isinstance(v, list) and _numbers(v, len(v), 0, MAX_COUNT, True) and 2 <= len(set(v)) == len(v),
+                f"a list of 2 or more distinct counts 0-{MAX_COUNT}"),
+    'size': (True, lambda v: _numbers(v, 2, 16, 2048, True), "[height, width], each 16-2048 pixels"),
+    'mean': (True, lambda v: _numbers(v, 3, 0, 1), "3 channel means in 0-1"),
+    'std': (True, lambda v: _numbers(v, 3, 1e-3, 10), "3 channel standard deviations in 0.001-10"),
+    'resize': (False, lambda v: v in ('squash', 'pad'), "'squash' or 'pad'"),
+    'pad_mode': (False, lambda v: v in _PAD, ' or '.join(map(repr, _PAD))),
+    'tta': (False, lambda v: isinstance(v, bool), "true or false"),
+    'arch': (False, lambda v: isinstance(v, str) and len(v) <= 100, "an architecture's name"),
+    'head': (False, lambda v: isinstance(v, dict), "an object of head settings"),
+}
+MAX_CONFIG_BYTES = 2**20
+
+# %% ../nbs/05_handler.ipynb #24c8fede
+def check_config(cfg, where='config.json') -> dict:
+    "`cfg` if it holds every key `CONFIG_RULES` requires, each key it knows valid; else `ModelError` naming the first problem."
+    if not isinstance(cfg, dict): raise ModelError(f"{where}: expected a JSON object, found {type(cfg).__name__}")
+    for k, (required, ok, what) in CONFIG_RULES.items():
+        if k not in cfg and not required: continue
+        if k not in cfg: raise ModelError(f"{where}: '{k}' is missing: it must be {what}")
+        if not ok(cfg[k]): raise ModelError(f"{where}: '{k}' must be {what}, found {json.dumps(cfg[k])[:80]}")
     return cfg
 
-# %% ../nbs/05_handler.ipynb #c6c0cd54
-_PAD = {'zeros': 'constant', 'border': 'edge', 'reflection': 'reflect'}
+# %% ../nbs/05_handler.ipynb #06f595b1
+def read_config(model_dir) -> dict:
+    "The checked `config.json` of a model directory: what rebuilds the model and prepares its input. `ModelError` if unusable."
+    p = Path(model_dir)/'config.json'
+    if not p.is_file(): raise ModelError(f"{model_dir}: not a bincount model (not a model directory with config.json; see 'bincount train')")
+    if p.stat().st_size > MAX_CONFIG_BYTES: raise ModelError(f"{p}: {p.stat().st_size:,} bytes, too large for a model's config")
+    try: cfg = json.loads(p.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise ModelError(f"{p}: not valid JSON ({e})") from None
+    except RecursionError: raise ModelError(f"{p}: JSON nested too deeply") from None
+    return check_config(cfg, p)
 
+# %% ../nbs/05_handler.ipynb #c6c0cd54
 def fit_image(img:Image.Image, # an RGB photo
               size, # (height, width)
               resize:str='squash', # 'squash' (stretch) or 'pad' (keep the aspect ratio, pad)
@@ -219,6 +284,7 @@ class Predictor:
     def results(self, probs:np.ndarray) -> list[dict]:
         "One `{'count', 'probabilities', 'expected_count'}` answer per row of `probs`."
         cls = np.asarray(self.classes, dtype=np.float64)
+        if not np.isfinite(probs).all(): raise ModelError("the model answered NaN or infinity: its weights are broken")
         return [{'count': self.classes[int(p.argmax())], 'probabilities': {str(c): float(v) for c, v in zip(self.classes, p)},
                  'expected_count': float(p.astype(np.float64) @ cls)} for p in probs]
 
@@ -254,4 +320,4 @@ def output_fn(prediction, # from `predict_fn`
     "The prediction as JSON, the one type served; `NotAcceptable` (406) when `accept` rules JSON out."
     types = {media_type(a) for a in (accept or '').split(',')}
     if not types & {'', JSON_TYPE, 'application/*', '*/*'}: raise NotAcceptable(f"cannot answer with {accept!r}: only {JSON_TYPE}")
-    return json.dumps(prediction)
+    return json.dumps(prediction, allow_nan=False)
