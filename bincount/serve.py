@@ -6,35 +6,120 @@ Docs: https://bincount.github.io/bincount/serve.html.md"""
 
 # %% ../nbs/14_serve.ipynb #c20a2b74
 from __future__ import annotations
-import contextlib, ctypes, json, logging, os, signal, threading, time
+import contextlib, ctypes, json, logging, os, signal, socket, threading, time
 from concurrent.futures import Future
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Annotated
 import numpy as np
 from .core import BincountError, get_logger
-from .handler import JSON_TYPE, MAX_BODY_BYTES, PayloadTooLarge, Predictor, RequestError, input_fn, output_fn
+from .handler import (JSON_TYPE, MAX_BODY_BYTES, ModelError, PayloadTooLarge, Predictor, RequestError, is_batch, load_image,
+                              open_request, output_fn)
 from .export import load_predictor, model_path, onnx_graph
 from .predict import runtime_for
 
 # %% auto #0
-__all__ = ['log', 'Batcher', 'InferenceServer', 'serve', 'serve_cmd']
+__all__ = ['HEADER_TIMEOUT', 'BODY_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'MEMORY_BUDGET', 'DECODE_SLOTS', 'log', 'LengthRequired',
+           'RequestTimeout', 'MethodNotAllowed', 'ServiceUnavailable', 'NotFound', 'ByteBudget', 'Deadlines', 'Batcher',
+           'printable', 'InferenceServer', 'Supervisor', 'serve', 'serve_cmd']
 
 # %% ../nbs/14_serve.ipynb #6047e0ac
+def _env_float(name, default): return float(os.environ.get(name, default))
+
+HEADER_TIMEOUT = _env_float('BINCOUNT_HEADER_TIMEOUT', 10)  # seconds for the request line and headers, all of them
+BODY_TIMEOUT = _env_float('BINCOUNT_BODY_TIMEOUT', 30)  # seconds for the whole body
+SHUTDOWN_TIMEOUT = _env_float('BINCOUNT_SHUTDOWN_TIMEOUT', 30)  # seconds in-flight requests get after SIGTERM
+MEMORY_BUDGET = int(_env_float('BINCOUNT_MEMORY_BUDGET', 256*2**20))  # bytes of requests a worker holds at once
+DECODE_SLOTS = int(_env_float('BINCOUNT_DECODE_SLOTS', 2))  # photos a worker decodes at once
+
+# %% ../nbs/14_serve.ipynb #fd0c61cf
+class LengthRequired(RequestError):      "The request has no usable Content-Length (e.g. a chunked body)."; status = 411
+class RequestTimeout(RequestError):      "The client did not send its request in time."; status = 408
+class MethodNotAllowed(RequestError):    "A method other than GET /ping and POST /invocations."; status = 405
+class ServiceUnavailable(RequestError):  "The server is too busy to take the request now: try again."; status = 503
+class NotFound(RequestError):            "No such path."; status = 404
+
+# %% ../nbs/14_serve.ipynb #8957b92b
+class ByteBudget:
+    "A pool of `total` bytes that requests hold while in flight: `hold(n)` waits up to `timeout` s for room, else `ServiceUnavailable`."
+    def __init__(self, total:int, timeout:float=BODY_TIMEOUT):
+        self.total, self.free, self.timeout, self.cond = total, total, timeout, threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n:int):
+        n = min(n, self.total)  # a request alone always fits
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.free >= n, self.timeout):
+                raise ServiceUnavailable(f"busy: {self.total - self.free:,} bytes of requests in flight; try again")
+            self.free -= n
+        try: yield
+        finally:
+            with self.cond: self.free += n; self.cond.notify_all()
+
+# %% ../nbs/14_serve.ipynb #eaaf90c4
+class Deadlines:
+    "Close the reading side of connections whose deadline passed, so a reader blocked on a slow client wakes up at once."
+    def __init__(self, tick:float=.25):
+        self.lock, self.conns, self.tick = threading.Lock(), {}, tick
+        threading.Thread(target=self._loop, name='bincount-deadlines', daemon=True).start()
+
+    def set(self, handler, seconds:float|None, phase:str):
+        "Give `handler`'s connection `seconds` (None: no deadline) for `phase` ('headers', 'body', 'work')."
+        with self.lock: self.conns[handler] = (None if seconds is None else time.monotonic() + seconds, phase)
+
+    def drop(self, handler):
+        with self.lock: self.conns.pop(handler, None)
+
+    def expire(self, handler):
+        "Wake `handler`'s reader now: it reads end-of-file, and answers 408 if a request was still coming."
+        handler.expired = True
+        with contextlib.suppress(OSError): handler.connection.shutdown(socket.SHUT_RD)
+
+    def _loop(self):
+        while True:
+            time.sleep(self.tick)
+            now = time.monotonic()
+            with self.lock: late = [h for h, (t, _) in self.conns.items() if t is not None and t < now]
+            for h in late: self.set(h, None, 'expired'); self.expire(h)
+
+    def expire_waiting(self):
+        "On shutdown: expire the connections that have not sent a whole request's headers (nothing is in flight there)."
+        with self.lock: waiting = [h for h, (_, phase) in self.conns.items() if phase == 'headers']
+        for h in waiting: self.expire(h)
+
+    def wait_idle(self, timeout:float) -> int:
+        "Wait up to `timeout` s for every connection to finish; how many were left, then closed."
+        end = time.monotonic() + timeout
+        while self.conns and time.monotonic() < end: time.sleep(.05)
+        with self.lock: left = list(self.conns)
+        for h in left:
+            with contextlib.suppress(OSError): h.connection.shutdown(socket.SHUT_RDWR)
+        return len(left)
+
+# %% ../nbs/14_serve.ipynb #41a9269a
 class Batcher:
-    "Run a predictor on one thread, batching the photos of concurrent requests that wait at the same time."
-    def __init__(self, predictor:Predictor, max_batch:int=8):
+    "Run a predictor on one thread, batching the prepared photos of concurrent requests that wait at the same time."
+    def __init__(self, predictor:Predictor, max_batch:int=8, decode_slots:int=DECODE_SLOTS):
         self.predictor, self.max_batch, self.queue = predictor, max_batch, SimpleQueue()
+        self.slots = threading.BoundedSemaphore(decode_slots)
         self.thread = threading.Thread(target=self._loop, name='bincount-batcher', daemon=True)
         self.thread.start()
 
-    def __call__(self, images:list) -> list[dict]:
-        "Count the objects in `images` (PIL images); blocks until done."
+    def prepare(self, img) -> np.ndarray:
+        "Decode a photo opened by `open_request` and prepare it for the model, at most `decode_slots` at once."
+        with self.slots:
+            x = self.predictor.preprocess(load_image(img))
+            img.close()
+            return x
+
+    def __call__(self, xs:list) -> list[dict]:
+        "Count the objects in prepared photos `xs`; blocks until done."
         futs = []
-        for im in images:
+        for x in xs:
             futs.append(Future())
-            self.queue.put((self.predictor.preprocess(im), futs[-1]))
+            self.queue.put((x, futs[-1]))
         return [f.result() for f in futs]
 
     def _loop(self):
@@ -54,75 +139,150 @@ class Batcher:
         self.queue.put(None)
         self.thread.join()
 
-# %% ../nbs/14_serve.ipynb #41a9269a
+# %% ../nbs/14_serve.ipynb #939197de
 log = logging.getLogger('bincount.serve')
 
-# %% ../nbs/14_serve.ipynb #d2e14460
+def printable(text, limit:int=200) -> str:
+    "`text` safe for a log line: control and other unprintable characters escaped, cut at `limit` characters."
+    text = str(text)
+    out = ''.join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ('...' if len(text) > limit else '')
+
+# %% ../nbs/14_serve.ipynb #603bc842
+_NO_PATH = "GET /ping or POST /invocations"
+
 class _Handler(BaseHTTPRequestHandler):
-    "`GET /ping` and `POST /invocations`, the SageMaker container contract; one connection per request (HTTP/1.0)."
-    server_version, timeout = 'bincount', 60
+    "`GET /ping` and `POST /invocations`, the SageMaker container contract; one request per connection (HTTP/1.0)."
+    server_version, default_request_version = 'bincount', 'HTTP/1.0'
+    timeout = max(HEADER_TIMEOUT, BODY_TIMEOUT) + 5  # per read; `Deadlines` bounds the whole
+    expired = answered = False
+
+    def setup(self):
+        super().setup()
+        self.t0, self.n, self.command, self.path, self.request_version = time.perf_counter(), 0, None, '-', 'HTTP/1.0'
+        self.server.deadlines.set(self, HEADER_TIMEOUT, 'headers')
+
+    def finish(self):
+        self.server.deadlines.drop(self)
+        with contextlib.suppress(OSError): super().finish()
+
+    def handle(self):
+        self.close_connection = True
+        self.handle_one_request()
+        if self.expired and not self.answered: self._send(408, {'error': f"request not received within {HEADER_TIMEOUT:g} s"})
 
     def log_message(self, fmt, *args): pass  # `_send` logs one line per request instead
 
-    def _send(self, status:int, body:dict|str, n:int=0):
+    def send_error(self, code, message=None, explain=None):
+        "Errors of the HTTP layer (bad request line, unknown method, headers too long) as JSON, like every other answer."
+        if self.expired: code, message = 408, f"request not received within {HEADER_TIMEOUT:g} s"
+        if code == 501: code, message = 405, f"method {printable(self.command, 20)!r} not allowed: {_NO_PATH}"
+        self._send(code, {'error': message or HTTPStatus(code).phrase})
+
+    def _send(self, status:int, body:dict|str):
+        if self.answered: return
+        self.answered = True
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
-        self.send_response(status)
-        self.send_header('Content-Type', JSON_TYPE)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        with contextlib.suppress(OSError): self.wfile.write(data)
-        err = '' if status < 400 else f" {body.get('error', '') if isinstance(body, dict) else ''}"
-        log.info(f"{self.client_address[0]} {self.command} {self.path} {status} {n} photo{'s'*(n != 1)} "
-                 f"{(time.perf_counter()-self.t0)*1e3:.1f} ms{err}")
+        with contextlib.suppress(OSError):
+            self.send_response(status)
+            self.send_header('Content-Type', JSON_TYPE)
+            self.send_header('Content-Length', str(len(data)))
+            self.send_header('Connection', 'close')
+            if status == 405: self.send_header('Allow', 'GET, POST')
+            self.end_headers()
+            self.wfile.write(data)
+        err = f" {printable(body.get('error', ''))}" if status >= 400 and isinstance(body, dict) else ''
+        log.info(f"{self.client_address[0]} {printable(self.command or '-', 20)} {printable(self.path)} {status} "
+                 f"{self.n} photo{'s'*(self.n != 1)} {(time.perf_counter()-self.t0)*1e3:.1f} ms{err}")
+
+    def _answer(self, work):
+        "Run `work()` (it returns the answer) and send it; an error becomes its status and a one-line message."
+        self.server.deadlines.set(self, None, 'work')
+        try:
+            if self.expired: raise RequestTimeout(f"request not received within {HEADER_TIMEOUT:g} s")
+            self._send(200, work())
+        except RequestError as e: self._send(e.status_code, {'error': str(e)})
+        except ModelError as e: log.error(f"model error: {e}"); self._send(500, {'error': str(e)})
+        except Exception as e:
+            log.exception("internal error")
+            self._send(500, {'error': f"internal error: {type(e).__name__}"})
 
     def do_GET(self):
-        self.t0 = time.perf_counter()
-        if self.path.split('?')[0] == '/ping': self._send(200, {'status': 'healthy'})
-        else: self._send(404, {'error': f"no such path {self.path!r}: GET /ping or POST /invocations"})
+        def ping():
+            if self.path.split('?')[0] != '/ping': raise NotFound(f"no such path {printable(self.path)!r}: {_NO_PATH}")
+            return {'status': 'healthy'}
+        self._answer(ping)
 
-    def _body(self) -> bytes:
-        n = self.headers.get('Content-Length')
-        if n is None: raise RequestError("missing Content-Length")
-        try: n = int(n); assert n >= 0
-        except (ValueError, AssertionError): raise RequestError(f"bad Content-Length {n!r}") from None
+    def _content_length(self) -> int:
+        "The body's length from unambiguous framing: one Content-Length of digits, no Transfer-Encoding."
+        lengths, codings = self.headers.get_all('Content-Length') or [], self.headers.get_all('Transfer-Encoding') or []
+        if codings and lengths: raise RequestError("both Transfer-Encoding and Content-Length: ambiguous framing refused")
+        if codings: raise LengthRequired("chunked and other transfer encodings are not accepted: send Content-Length")
+        if not lengths: raise LengthRequired("missing Content-Length")
+        if len(lengths) > 1: raise RequestError("more than one Content-Length: ambiguous framing refused")
+        n = lengths[0].strip()
+        if not (n.isascii() and n.isdigit()) or len(n) > 15: raise RequestError(f"bad Content-Length {printable(n, 20)!r}")
+        return int(n)
+
+    def _body(self, n:int) -> bytes:
         if n > MAX_BODY_BYTES:
             self._discard(n)
             raise PayloadTooLarge(f"body of {n:,} bytes is over the limit of {MAX_BODY_BYTES:,}")
-        return self.rfile.read(n)
+        self.server.deadlines.set(self, BODY_TIMEOUT, 'body')
+        data = self.rfile.read(n)
+        if len(data) < n:
+            if self.expired: raise RequestTimeout(f"body not received within {BODY_TIMEOUT:g} s ({len(data):,} of {n:,} bytes)")
+            raise RequestError(f"body ended after {len(data):,} of {n:,} bytes")
+        return data
 
     def _discard(self, n:int):
-        "Read and drop a body we refuse (up to 4x the limit), so the client reads our answer instead of a reset."
+        "Read and drop a body we refuse (up to 4x the limit, within the body's deadline), so the client reads our answer."
+        self.server.deadlines.set(self, BODY_TIMEOUT, 'body')
         left = min(n, 4*MAX_BODY_BYTES)
         while left > 0 and (chunk := self.rfile.read(min(left, 2**20))): left -= len(chunk)
 
     def do_POST(self):
-        self.t0, n = time.perf_counter(), 0
-        try:
+        def invoke():
+            n = self._content_length()
             if self.path.split('?')[0] != '/invocations':
-                self._discard(int(self.headers.get('Content-Length') or 0))
-                return self._send(404, {'error': f"no such path {self.path!r}: GET /ping or POST /invocations"})
-            data = input_fn(self._body(), self.headers.get('Content-Type'))
-            images = data if isinstance(data, list) else [data]
-            n, accept = len(images), self.headers.get('Accept')
+                self._discard(n)
+                raise NotFound(f"no such path {printable(self.path)!r}: {_NO_PATH}")
+            accept, ct = self.headers.get('Accept'), self.headers.get('Content-Type')
             output_fn(None, accept)  # refuse an unacceptable Accept before the work
-            res = self.server.batcher(images)
-            self._send(200, output_fn(res if isinstance(data, list) else res[0], accept), n)
-        except RequestError as e: self._send(e.status_code, {'error': str(e)}, n)
-        except Exception as e:
-            log.exception("internal error")
-            self._send(500, {'error': f"internal error: {type(e).__name__}"}, n)
+            with contextlib.ExitStack() as held:
+                held.enter_context(self.server.budget.hold(2*n))  # the body, then the photos' bytes
+                images = open_request(self._body(n), ct)
+                self.n = len(images)
+                self.server.deadlines.set(self, None, 'work')
+                held.enter_context(self.server.budget.hold(len(images)*self.server.photo_bytes))
+                res = self.server.batcher([self.server.batcher.prepare(im) for im in images])
+            return output_fn(res if is_batch(ct) else res[0], accept)
+        self._answer(invoke)
 
-# %% ../nbs/14_serve.ipynb #939197de
+# %% ../nbs/14_serve.ipynb #8368bf70
 class InferenceServer(ThreadingHTTPServer):
-    "The HTTP server of `bincount serve`: a thread per connection, in-flight requests finish on shutdown."
-    daemon_threads, block_on_close, request_queue_size = False, True, 128
-    def __init__(self, address:tuple, batcher:Batcher|None=None):
+    "The HTTP server of `bincount serve`: a thread per connection, each request bounded in time and memory."
+    daemon_threads, block_on_close, request_queue_size = True, False, 128
+    def __init__(self, address:tuple, batcher:Batcher|None=None, memory_budget:int=MEMORY_BUDGET):
         super().__init__(address, _Handler)
+        self.deadlines, self.budget = Deadlines(), ByteBudget(memory_budget)
         self.batcher = batcher
+
+    @property
+    def batcher(self): return self._batcher
+    @batcher.setter
+    def batcher(self, b:Batcher|None):
+        self._batcher = b
+        self.photo_bytes = 0 if b is None else 3*4*int(np.prod(b.predictor.config['size']))  # one prepared photo
+
+    def drain(self, timeout:float=SHUTDOWN_TIMEOUT) -> int:
+        "After `shutdown()`: drop connections with no request yet, give the others `timeout` s; how many were cut."
+        self.deadlines.expire_waiting()
+        return self.deadlines.wait_idle(timeout)
 
 # %% ../nbs/14_serve.ipynb #519bf88b
 def _worker(server:InferenceServer, model_dir:Path, runtime:str, threads:int|None, max_batch:int) -> int:
-    "Load the model, serve until SIGTERM or SIGINT, finish the requests in flight; the exit status."
+    "Load the model, serve until SIGTERM or SIGINT, finish the requests in flight (within `SHUTDOWN_TIMEOUT`); the exit status."
     predictor = load_predictor(model_dir, runtime, threads)
     predictor.probs(np.zeros((1, 3, *predictor.config['size']), dtype=np.float32))  # warm up before taking requests
     server.batcher = Batcher(predictor, max_batch)
@@ -135,7 +295,8 @@ def _worker(server:InferenceServer, model_dir:Path, runtime:str, threads:int|Non
     log.info(f"worker {os.getpid()}: serving {predictor!r} on http://{host}:{port}")
     try: server.serve_forever(poll_interval=.2)
     finally:
-        server.server_close()  # joins the request threads
+        if cut := server.drain(): log.warning(f"worker {os.getpid()}: {cut} connection(s) cut after {SHUTDOWN_TIMEOUT:g} s")
+        server.server_close()
         server.batcher.close()
     log.info(f"worker {os.getpid()}: stopped")
     return 0
@@ -147,6 +308,57 @@ def _cap_malloc_arenas(n:int=2):
     except (OSError, AttributeError): pass
 
 # %% ../nbs/14_serve.ipynb #5ba1d14e
+class Supervisor:
+    "Keep `n` worker processes running: a worker that dies is replaced, after a pause that doubles while replacements die young."
+    def __init__(self, start, # forks one worker, returns its pid
+                 n:int, # how many to keep
+                 first_pause:float=1, max_pause:float=60, # seconds before a replacement: 1, 2, 4, ... up to `max_pause`
+                 settled:float=60, # a worker that lived this long resets the pause
+                 give_up:int=5): # with no worker alive, stop after this many replacements in a row died young
+        self.start, self.n, self.first_pause, self.max_pause, self.settled, self.give_up = start, n, first_pause, max_pause, settled, give_up
+        self.kids, self.due, self.pause, self.young_deaths, self.stopped_at = {}, [], first_pause, 0, None
+
+    @property
+    def stopping(self) -> bool: return self.stopped_at is not None
+
+    def spawn(self): self.kids[self.start()] = time.monotonic()
+
+    def stop(self, signum=signal.SIGTERM, frame=None):
+        "Stop: pass SIGTERM on to every worker, start no more."
+        self.stopped_at, self.due = time.monotonic(), []
+        for pid in list(self.kids):
+            with contextlib.suppress(ProcessLookupError): os.kill(pid, signal.SIGTERM)
+
+    def _reap(self):
+        while self.kids:
+            try: pid, code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError: self.kids.clear(); return
+            if pid == 0: return
+            started = self.kids.pop(pid, None)
+            if started is None or self.stopping: continue
+            lived = time.monotonic() - started
+            log.error(f"worker {pid} exited with status {os.waitstatus_to_exitcode(code)} after {lived:.0f} s; "
+                      f"replacing it in {self.pause:g} s ({len(self.kids)} still serving)")
+            self.due.append(time.monotonic() + self.pause)
+            if lived < self.settled: self.pause, self.young_deaths = min(2*self.pause, self.max_pause), self.young_deaths + 1
+            else: self.pause, self.young_deaths = self.first_pause, 0
+
+    def run(self) -> int:
+        "Start the workers and supervise them until `stop` and they all exit (0), or none lives and replacements keep dying (1)."
+        for _ in range(self.n): self.spawn()
+        while self.kids or (self.due and not self.stopping):
+            self._reap()
+            if not self.stopping and not self.kids and self.young_deaths >= self.give_up:
+                log.error(f"no worker alive, and {self.young_deaths} in a row died within {self.settled:g} s: giving up")
+                return 1
+            now = time.monotonic()
+            for t in [t for t in self.due if t <= now and not self.stopping]: self.due.remove(t); self.spawn()
+            if self.stopping and now - self.stopped_at > SHUTDOWN_TIMEOUT + 15:  # workers bound their own shutdown: a stuck one
+                for pid in self.kids: os.kill(pid, signal.SIGKILL)
+            time.sleep(.1)
+        return 0
+
+# %% ../nbs/14_serve.ipynb #f2a4062c
 def serve(model, # a model directory or model.tar.gz
           host:str='127.0.0.1', # the address to listen on (0.0.0.0: every interface)
           port:int=8080, # the port (SageMaker's containers use 8080)
@@ -165,35 +377,19 @@ def serve(model, # a model directory or model.tar.gz
     if workers <= 1: return _worker(server, d, runtime, threads, max_batch)
     # pre-fork: the workers share the listening socket; each loads its own model (ONNX Runtime and OpenMP do not survive fork)
     server.socket.setblocking(False)  # all workers wake on a connection, one accepts it: the others must not block in accept()
-    kids, stopping = {}, False
-    def spawn():
+    def start() -> int:
         pid = os.fork()
-        if pid == 0:
-            code = 1
-            signal.signal(signal.SIGTERM, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL)
-            try: code = _worker(server, d, runtime, threads, max_batch)
-            except BaseException: log.exception(f"worker {os.getpid()} failed")
-            finally: os._exit(code)
-        kids[pid] = time.monotonic()
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-        for pid in list(kids):
-            with contextlib.suppress(ProcessLookupError): os.kill(pid, signal.SIGTERM)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for _ in range(workers): spawn()
-    log.info(f"serving on http://{host}:{port} with {workers} workers (pids {', '.join(map(str, kids))})")
-    status = 0
-    while kids:
-        pid, code = os.wait()
-        started = kids.pop(pid, None)
-        if started is None: continue
-        code = os.waitstatus_to_exitcode(code)
-        if not stopping:
-            log.error(f"worker {pid} exited with status {code}")
-            if time.monotonic() - started > 30: spawn()  # a worker that ran a while: replace it
-            else: status = 1; stop(signal.SIGTERM, None)  # one that failed at start (a bad model?): give up
+        if pid: return pid
+        code = 1
+        signal.signal(signal.SIGTERM, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try: server.deadlines = Deadlines(); code = _worker(server, d, runtime, threads, max_batch)  # threads do not survive fork
+        except BaseException: log.exception(f"worker {os.getpid()} failed")
+        finally: os._exit(code)
+    sup = Supervisor(start, workers)
+    signal.signal(signal.SIGTERM, sup.stop)
+    signal.signal(signal.SIGINT, sup.stop)
+    log.info(f"serving on http://{host}:{port} with {workers} workers")
+    status = sup.run()
     server.server_close()
     log.info("stopped")
     return status
