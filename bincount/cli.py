@@ -8,13 +8,14 @@ Docs: https://bincount.github.io/bincount/cli.html.md"""
 from __future__ import annotations
 import importlib, inspect, sys, warnings
 from fastcore.script import anno_parser
-from .core import BincountError
+from .core import MAX_COUNT, BincountError
 
 # torch warns on import that torch.jit.script is deprecated (fastai uses it): noise for every command
 warnings.filterwarnings('ignore', message='.*torch.jit.script.*is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['VERBS', 'verb_func', 'usage', 'verb_parser', 'passes_train_options', 'verb_args', 'main']
+__all__ = ['VERBS', 'OPTION_RANGES', 'verb_func', 'usage', 'verb_parser', 'passes_train_options', 'check_options', 'verb_args',
+           'main']
 
 # %% ../nbs/21_cli.ipynb #5a37bdaf
 VERBS = {
@@ -69,6 +70,24 @@ def passes_train_options(fn) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
 
 # %% ../nbs/21_cli.ipynb #acb60d0f
+OPTION_RANGES = {  # the sane values of the numeric options, by name, for every verb that has them
+    'workers': (1, 256), 'retries': (0, 20), 'port': (0, 65535), 'bs': (1, 4096), 'max_batch': (1, 1024),
+    'epochs': (1, 10_000), 'freeze_epochs': (0, 10_000), 'size': (16, 2048), 'max_count': (0, MAX_COUNT), 'n': (1, 10**7),
+    'sample': (1, 10**7), 'n_calib': (1, 100_000), 'num_workers': (0, 64), 'profile_steps': (0, 100_000),
+    'instance_count': (1, 100), 'max_jobs': (1, 500), 'max_parallel_jobs': (1, 100), 'max_hours': (0.01, 28*24),
+    'lr_min': (1e-8, 10), 'lr_max': (1e-8, 10), 'valid_pct': (0, .9), 'test_pct': (0, .9), 'poll': (.1, 3600),
+    'seed': (0, 2**32 - 1), 'search_seed': (0, 2**32 - 1),
+}
+
+def check_options(args:dict) -> dict:
+    "`args` if each numeric option in `OPTION_RANGES` is within its range; else a one-line `BincountError` naming it."
+    for k, v in args.items():
+        lo, hi = OPTION_RANGES.get(k, (None, None))
+        if lo is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+            raise BincountError(f"--{k.replace('_', '-')} must be {lo:g} to {hi:g}, got {v:g}")
+    return args
+
+# %% ../nbs/21_cli.ipynb #dbc40791
 def verb_args(verb:str, # a verb of `VERBS`
               argv:list[str], # its arguments
              ) -> dict:
@@ -85,7 +104,7 @@ def verb_args(verb:str, # a verb of `VERBS`
         from bincount.train import train_options
         try: args.update(train_options(rest))
         except BincountError: raise BincountError(f"{' '.join(rest)}: not options of 'bincount {verb}' or of 'bincount train'") from None
-    return args
+    return check_options(args)
 
 # %% ../nbs/21_cli.ipynb #3e74cf14
 def main(argv:list[str]|None=None) -> int:
@@ -106,4 +125,7 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt:
         print(f"bincount {verb}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a file or directory the user named that cannot be read or written
+        print(f"bincount {verb}: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 2
     return result if isinstance(result, int) else 0

@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/ingest.html.md"""
 
 # %% ../nbs/02_ingest.ipynb #91bb01ad
 from __future__ import annotations
-import csv, http.client, io, json, re, sys, threading, time, urllib.request
+import csv, http.client, io, json, os, re, sys, threading, time, urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +16,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 import pandas as pd
 from PIL import Image
 from tqdm import tqdm
-from .core import (BincountError, IMAGES, METADATA, atomic_write_bytes, check_id, image_path, labels_path,
+from .core import (BincountError, IMAGES, METADATA, atomic_write_bytes, check_count, check_id, image_path, labels_path,
                            metadata_path, read_labels, write_labels)
-from .s3 import (DEFAULT_BUCKET, IMAGE_PREFIX, META_PREFIX, CorruptObject, check_bucket, error_text, get_bytes,
-                         list_objects, parse_s3_url, s3_client, sample_ids, with_retries)
+from .s3 import (DEFAULT_BUCKET, IMAGE_PREFIX, MAX_METADATA_BYTES, META_PREFIX, CorruptObject, check_bucket, error_text,
+                         get_bytes, list_objects, parse_s3_url, s3_client, sample_ids, with_retries)
 
 # %% auto #0
-__all__ = ['parse_manifest', 'read_manifest', 'verify_jpeg', 'verify_metadata', 'FetchResult', 'merge_labels', 'fetch',
-           'fetch_cmd', 'upload', 'upload_cmd']
+__all__ = ['MAX_MANIFEST_BYTES', 'parse_manifest', 'read_manifest', 'verify_jpeg', 'verify_metadata', 'FetchResult',
+           'merge_labels', 'fetch', 'fetch_cmd', 'upload', 'upload_cmd']
 
 # %% ../nbs/02_ingest.ipynb #4c455da4
 def _manifest_id(entry, where:str) -> str:
@@ -47,47 +47,54 @@ def parse_manifest(text:str, # the manifest's contents
     if text.lstrip()[:1] in ('{', '['):
         try: obj = json.loads(text)
         except json.JSONDecodeError as e: raise BincountError(f"{name}: not valid JSON ({e})") from None
+        except RecursionError: raise BincountError(f"{name}: JSON nested too deeply for a manifest") from None
         if isinstance(obj, list):
             for n, e in enumerate(obj): add(e, None, f"{name} item {n}")
         elif isinstance(obj, dict):
             for k, paths in obj.items():
-                if not re.fullmatch(r'\d+', str(k)) or not isinstance(paths, list):
-                    raise BincountError(f"{name}: key {k!r} must be a count mapping to a list of paths")
-                for e in paths: add(e, int(k), f"{name} count {k}")
+                if not isinstance(paths, list): raise BincountError(f"{name}: key {k[:40]!r} must be a count mapping to a list of paths")
+                c = check_count(k, f"{name}: key")
+                for e in paths: add(e, c, f"{name} count {c}")
         else: raise BincountError(f"{name}: JSON manifest must be a list of ids or a {{count: [paths]}} object")
         return out
     lines = text.splitlines()
     first = lines[0].strip() if lines else ''
     if ',' in first or first.lower() == 'id':
         rows = csv.DictReader(lines)
-        if 'id' not in (rows.fieldnames or []): raise BincountError(f"{name}: a CSV manifest needs an 'id' column, found {rows.fieldnames}")
-        for n, r in enumerate(rows, start=2):
-            c = (r.get('count') or '').strip()
-            if c and not c.isdigit(): raise BincountError(f"{name} line {n}: count {c!r} is not a whole number")
-            add(r['id'], int(c) if c else None, f"{name} line {n}")
+        try:
+            if 'id' not in (rows.fieldnames or []): raise BincountError(f"{name}: a CSV manifest needs an 'id' column, found {rows.fieldnames[:10]}")
+            for n, r in enumerate(rows, start=2):
+                c = (r.get('count') or '').strip()
+                add(r['id'], check_count(c, f"{name} line {n}: count") if c else None, f"{name} line {n}")
+        except csv.Error as e: raise BincountError(f"{name}: not a readable CSV file ({e})") from None
         return out
     for n, line in enumerate(lines, start=1):
         if line.strip() and not line.lstrip().startswith('#'): add(line, None, f"{name} line {n}")
     return out
 
 # %% ../nbs/02_ingest.ipynb #d049ca53
+MAX_MANIFEST_BYTES = 64*2**20  # the course's manifest of 10,441 ids is 0.4 MB; all 535,234 ids as text are ~4 MB
+
 def read_manifest(src:str, # a path, `s3://bucket/key` or `http(s)://` URL of a manifest
                   s3=None # the S3 client for `s3://` URLs (default: a signed `s3_client`)
                  ) -> dict[str, int|None]:
-    "Read the manifest at `src` (see `parse_manifest`)."
+    "Read the manifest at `src` (see `parse_manifest`), at most `MAX_MANIFEST_BYTES` of it."
     src = str(src)
     if src.startswith('s3://'):
         bucket, key = parse_s3_url(src)
-        try: data = (s3 or s3_client(unsigned=False)).get_object(Bucket=bucket, Key=key)['Body'].read()
-        except (ClientError, BotoCoreError) as e: raise BincountError(f"{src}: {error_text(e)}") from None
+        try: data = get_bytes(s3 or s3_client(unsigned=False), bucket, key, retries=2, max_bytes=MAX_MANIFEST_BYTES)
+        except (ClientError, BotoCoreError, CorruptObject, TimeoutError) as e: raise BincountError(f"{src}: {error_text(e)}") from None
     elif re.match(r'https?://', src):
         try:
-            with urllib.request.urlopen(src, timeout=10) as r: data = r.read()
+            with urllib.request.urlopen(src, timeout=10) as r: data = r.read(MAX_MANIFEST_BYTES + 1)
         except (OSError, http.client.HTTPException) as e: raise BincountError(f"{src}: cannot download the manifest: {e}") from None
     else:
         if not Path(src).is_file(): raise BincountError(f"{src}: no such manifest file")
-        data = Path(src).read_bytes()
-    return parse_manifest(data.decode('utf-8-sig'), src)
+        data = Path(src).read_bytes()[:MAX_MANIFEST_BYTES + 1]
+    if len(data) > MAX_MANIFEST_BYTES: raise BincountError(f"{src}: over {MAX_MANIFEST_BYTES:,} bytes, too large for a manifest")
+    try: text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as e: raise BincountError(f"{src}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    return parse_manifest(text, src)
 
 # %% ../nbs/02_ingest.ipynb #0f29501d
 def verify_jpeg(data:bytes # the bytes of a photo
@@ -105,13 +112,15 @@ def verify_jpeg(data:bytes # the bytes of a photo
 # %% ../nbs/02_ingest.ipynb #8326ecbe
 def verify_metadata(data:bytes # the bytes of `metadata/<id>.json`
                    ) -> int:
-    "The `EXPECTED_QUANTITY` in ABID metadata `data`; `CorruptObject` if it is missing or not a whole number >= 0."
+    "The `EXPECTED_QUANTITY` in ABID metadata `data`; `CorruptObject` if it is missing or not a whole number 0-`MAX_COUNT`."
     try: meta = json.loads(data)
     except ValueError as e: raise CorruptObject(f"metadata is not JSON: {e}") from None
+    except RecursionError: raise CorruptObject("metadata is JSON nested too deeply") from None
     q = meta.get('EXPECTED_QUANTITY') if isinstance(meta, dict) else None
-    if isinstance(q, bool) or not isinstance(q, int) or q < 0:
-        raise CorruptObject(f"metadata has no EXPECTED_QUANTITY >= 0 (found {q!r})")
-    return q
+    if not isinstance(q, int):  # not a string of digits either: ABID writes a JSON number
+        raise CorruptObject(f"metadata has no EXPECTED_QUANTITY that is a whole number (found {str(q)[:40]!r})")
+    try: return check_count(q, 'EXPECTED_QUANTITY')
+    except BincountError as e: raise CorruptObject(f"metadata: {e}") from None
 
 # %% ../nbs/02_ingest.ipynb #b8eeaac6
 @dataclass
@@ -153,7 +162,7 @@ def _fetch_one(bin_id, out, s3, bucket, max_count, retries, stop):
     mp, ip, got = metadata_path(out, bin_id), image_path(out, bin_id), False
     count = _verified(mp, verify_metadata)
     if count is None:
-        meta = get_bytes(s3, bucket, f"{META_PREFIX}{bin_id}.json", verify_metadata, retries, stop)
+        meta = get_bytes(s3, bucket, f"{META_PREFIX}{bin_id}.json", verify_metadata, retries, stop, max_bytes=MAX_METADATA_BYTES)
         count = verify_metadata(meta)
         if max_count is not None and count > max_count: return 'dropped', count
         atomic_write_bytes(mp, meta); got = True
@@ -250,10 +259,14 @@ def fetch_cmd(out:str=None, # dataset directory to write: images/, metadata/, la
     if out is None: raise BincountError("--out DIR is required: the dataset directory to write")
     if sum(x is not None for x in (manifest, ids, sample)) != 1:
         raise BincountError("give exactly one of --manifest, --ids or --sample")
+    if workers < 1 or retries < 0: raise BincountError(f"--workers must be at least 1 and --retries at least 0, got {workers} and {retries}")
+    Path(out).mkdir(parents=True, exist_ok=True)  # a directory that cannot be written fails here, before any download
+    if not os.access(out, os.W_OK): raise BincountError(f"{out}: cannot write into this directory")
     # Unsigned for the public ABID bucket; another bucket is signed when credentials are found.
     unsigned = not profile and (bucket == DEFAULT_BUCKET or boto3.Session().get_credentials() is None)
-    s3 = s3_client(endpoint_url, profile, unsigned=unsigned, workers=workers)
-    probe = s3_client(endpoint_url, profile, unsigned=unsigned, workers=1, attempts=1, connect_timeout=2)  # fails fast
+    s3 = s3_client(endpoint_url, profile, unsigned=unsigned, workers=workers, attempts=1)  # `get_bytes` retries, body included
+    lister = s3_client(endpoint_url, profile, unsigned=unsigned)
+    probe = s3_client(endpoint_url, profile, unsigned=unsigned, workers=1, attempts=1, connect_timeout=2, read_timeout=5)  # fails fast
     claims = None
     if manifest is not None:
         signed = boto3.Session(profile_name=profile).get_credentials() is not None
@@ -264,7 +277,8 @@ def fetch_cmd(out:str=None, # dataset directory to write: images/, metadata/, la
     else:
         if sample < 1: raise BincountError(f"--sample must be at least 1, got {sample}")
         check_bucket(probe, bucket)
-        todo = sample_ids(s3, sample, seed, bucket, progress=not no_progress)
+        try: todo = sample_ids(lister, sample, seed, bucket, progress=not no_progress)
+        except (ClientError, BotoCoreError) as e: raise BincountError(f"listing s3://{bucket}: {error_text(e)}") from None
         print(f"sampled {len(todo)} ids of s3://{bucket} (seed {seed})")
     if todo: check_bucket(probe, bucket, f"{META_PREFIX}{check_id(todo[0])}.json")
     res = fetch(todo, out, s3, bucket, workers, max_count, claims, retries, progress=not no_progress, check=False)

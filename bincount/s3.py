@@ -13,15 +13,15 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
                                  FlexibleChecksumError, HTTPClientError, IncompleteReadError, NoCredentialsError,
-                                 ProfileNotFound)
+                                 ProfileNotFound, ReadTimeoutError)
 from tqdm import tqdm
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from .core import BincountError, atomic_path, check_id
 
 # %% auto #0
-__all__ = ['DEFAULT_BUCKET', 'REGION', 'IMAGE_PREFIX', 'META_PREFIX', 's3_client', 'parse_s3_url', 'CorruptObject', 'retryable',
-           'error_text', 'with_retries', 'get_bytes', 'check_bucket', 'list_objects', 'list_ids', 'sample_ids',
-           'download']
+__all__ = ['DEFAULT_BUCKET', 'REGION', 'IMAGE_PREFIX', 'META_PREFIX', 'MAX_OBJECT_BYTES', 'MAX_METADATA_BYTES', 'OBJECT_TIMEOUT',
+           's3_client', 'parse_s3_url', 'CorruptObject', 'TooSlow', 'retryable', 'error_text', 'with_retries',
+           'get_bytes', 'check_bucket', 'list_objects', 'list_ids', 'sample_ids', 'download']
 
 # %% ../nbs/01_s3.ipynb #9e9daba0
 DEFAULT_BUCKET, REGION = 'aft-vbi-pds', 'us-east-1'
@@ -34,7 +34,7 @@ def s3_client(endpoint_url:str=None, # S3-compatible endpoint; default `$AWS_END
               workers:int=32, # threads that share the client: the connection pool holds at least as many
               attempts:int=3, # botocore's attempts per request on throttling, 5xx and connection errors
               connect_timeout:float=3, # seconds to open a connection (S3 answers in milliseconds)
-              read_timeout:float=20): # seconds to wait for bytes on an open connection
+              read_timeout:float=10): # seconds to wait for the next bytes on an open connection
     "A thread-safe S3 client with a connection pool sized for `workers` and short timeouts."
     cfg = Config(region_name=region, max_pool_connections=max(workers, 10), connect_timeout=connect_timeout,
                  read_timeout=read_timeout, retries={'mode': 'standard', 'total_max_attempts': attempts},
@@ -52,7 +52,10 @@ def parse_s3_url(url:str # `s3://bucket/prefix`
 
 # %% ../nbs/01_s3.ipynb #a661708d
 class CorruptObject(Exception):
-    "An object that downloaded whole but fails its check (not a whole JPEG, not valid metadata)."
+    "An object that downloaded whole but fails its check (not a whole JPEG, not valid metadata), or is too large to be one."
+
+# %% ../nbs/01_s3.ipynb #5c087dd7
+class TooSlow(TimeoutError): "An object whose bytes did not all arrive within its deadline (`OBJECT_TIMEOUT`)."
 
 # %% ../nbs/01_s3.ipynb #2cf7f8c4
 _RETRY_CODES = {'SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests',
@@ -75,21 +78,25 @@ def error_text(e:Exception) -> str:
         if code in ('NoSuchKey', '404'): return 'not in the bucket (404)'
         if code in ('AccessDenied', '403'): return 'access denied (403)'
         return f"{code} (HTTP {status})"
-    if isinstance(e, CorruptObject): return str(e)
-    return f"{type(e).__name__}: {e}"
+    if isinstance(e, (CorruptObject, TooSlow)): return str(e)
+    if isinstance(e, ReadTimeoutError): return "S3 stopped sending (read timeout)"
+    if isinstance(e, ConnectTimeoutError): return "cannot connect (connect timeout)"
+    if isinstance(e, EndpointConnectionError): return "cannot connect to the endpoint"
+    return f"{type(e).__name__}: {str(e)[:200]}"
 
 # %% ../nbs/01_s3.ipynb #4b5b25a5
 class _Stopped(Exception): "The run was stopped (Ctrl-C) while waiting to retry."
+_TWICE = (CorruptObject, TooSlow, ReadTimeoutError, ConnectTimeoutError)  # more tries would not mend it, or cost a timeout each
 
 def with_retries(fn, # the call to retry, taking no arguments
                  retries:int=5, # tries after the first
                  backoff:float=0.2, # seconds of the first backoff; it doubles each retry, with full jitter
                  cap:float=10, # longest backoff in seconds
                  stop:threading.Event=None): # set it to give up at the next backoff (Ctrl-C)
-    "Call `fn`, retrying `retryable` errors with exponential backoff and jitter; a `CorruptObject` is tried twice."
+    "Call `fn`, retrying `retryable` errors with exponential backoff and jitter; corrupt or timed-out objects are tried twice."
     for attempt in range(retries + 1):
         try: return fn()
-        except CorruptObject:
+        except _TWICE:
             if attempt >= min(retries, 1): raise
         except Exception as e:
             if attempt >= retries or not retryable(e): raise
@@ -98,18 +105,34 @@ def with_retries(fn, # the call to retry, taking no arguments
         if stop is None: time.sleep(delay)
 
 # %% ../nbs/01_s3.ipynb #050b9f52
+MAX_OBJECT_BYTES = 16*2**20  # an ABID photo is ~50 KB (the largest under 1 MB): an object over this is not one
+MAX_METADATA_BYTES = 2**20  # an ABID metadata file is ~2 KB
+OBJECT_TIMEOUT = 60  # seconds for one whole object, however slowly its bytes arrive
+
+# %% ../nbs/01_s3.ipynb #d9679b97
 def get_bytes(s3, # an S3 client, e.g. `s3_client()`
               bucket:str, # the bucket
               key:str, # the object's key
               verify=None, # a check of the bytes that raises `CorruptObject`, e.g. `bincount.ingest.verify_jpeg`
               retries:int=5, # tries after the first (see `with_retries`)
-              stop:threading.Event=None) -> bytes: # set it to give up at the next backoff
-    "The bytes of `s3://bucket/key`, read whole with one plain GET, verified, retried on transient failures."
+              stop:threading.Event=None, # set it to give up at the next backoff
+              max_bytes:int=MAX_OBJECT_BYTES, # refuse an object larger than this, from its headers or while reading
+              timeout:float=OBJECT_TIMEOUT, # seconds for the whole object
+             ) -> bytes:
+    "The bytes of `s3://bucket/key`, read whole with one plain GET within `timeout` and `max_bytes`, verified, retried on transient failures."
     def get():
+        end = time.monotonic() + timeout
         r = s3.get_object(Bucket=bucket, Key=key)
-        data = r['Body'].read()
-        if r.get('ContentLength') is not None and len(data) != r['ContentLength']:
-            raise IncompleteReadError(actual_bytes=len(data), expected_bytes=r['ContentLength'])
+        n, body, chunks, size = r.get('ContentLength'), r['Body'], [], 0
+        try:
+            if n is not None and n > max_bytes: raise CorruptObject(f"{n:,} bytes, over the limit of {max_bytes:,} for this object")
+            while chunk := body.read(2**16):
+                size += len(chunk); chunks.append(chunk)
+                if size > max_bytes: raise CorruptObject(f"over the limit of {max_bytes:,} bytes for this object")
+                if time.monotonic() > end: raise TooSlow(f"not received within {timeout:g} s ({size:,} bytes so far)")
+        finally: body.close()
+        data = b''.join(chunks)
+        if n is not None and len(data) != n: raise IncompleteReadError(actual_bytes=len(data), expected_bytes=n)
         if verify is not None: verify(data)
         return data
     return with_retries(get, retries=retries, stop=stop)
@@ -134,6 +157,7 @@ def check_bucket(s3, # an S3 client
         raise BincountError(f"{where}: no AWS credentials found (use --profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from None
     except (EndpointConnectionError, ConnectTimeoutError) as e:
         raise BincountError(f"cannot reach {where} ({type(e).__name__}): check the network, or --endpoint-url") from None
+    except BotoCoreError as e: raise BincountError(f"{where}: {error_text(e)}") from None
 
 # %% ../nbs/01_s3.ipynb #fd85d120
 def list_objects(s3, # an S3 client

@@ -123,6 +123,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if px.latency: time.sleep(px.latency)
         fault = px._pick(self.command)
         if fault == 'reset': px._count('reset'); return self._reset()
+        if fault == 'hang': px._count('hang'); px.closing.wait(); return self._reset()  # never an answer
         if fault in ('500', '503'):
             px._count(fault)
             code = 'InternalError' if fault == '500' else 'SlowDown'
@@ -134,9 +135,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if m and m.group(1) in px.corrupt and self.command == 'GET' and status == 200:
             px._count('corrupt')
             data, keep = data[:len(data)//2], [(k, v) for k, v in keep if not k.lower().startswith(('x-amz-checksum', 'etag'))]
+        if fault in ('stall', 'endless') and self.command == 'GET': return self._misbehave(fault, status, keep, data)
         cut = fault == 'truncate' and self.command == 'GET' and len(data) > 1
         px._count('truncate' if cut else 'ok')
         self._send(status, keep, data, cut=cut)
+
+    def _misbehave(self, fault, status, headers, data):
+        "'stall': the headers and half the body, then silence; 'endless': a body that never ends."
+        px = self.server.proxy
+        px._count(fault)
+        self.send_response(status)
+        for k, v in headers:
+            if not k.lower().startswith(('x-amz-checksum', 'etag')): self.send_header(k, v)
+        if fault == 'stall': self.send_header('Content-Length', str(len(data)))
+        else: self.send_header('Transfer-Encoding', 'chunked')  # no length to refuse it by
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            if fault == 'stall': self.wfile.write(data[:len(data)//2]); self.wfile.flush(); px.closing.wait()
+            else:
+                while not px.closing.wait(.01): self.wfile.write(b'10000\r\n' + bytes(2**16) + b'\r\n')  # ~6 MB/s, forever
+        self._reset()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
@@ -145,7 +163,7 @@ class FaultProxy:
     "A real HTTP proxy on 127.0.0.1 in front of `upstream` that adds latency and fails a share of GETs; a context manager."
     def __init__(self, upstream:str, # URL of the server behind it, e.g. moto's
                  fail:float=0.0, # share of GET requests that fail
-                 faults=('500', '503', 'reset', 'truncate'), # the ways they fail, drawn at random
+                 faults=('500', '503', 'reset', 'truncate'), # the ways they fail, drawn at random (also 'hang', 'stall', 'endless')
                  corrupt=(), # ids whose photo is served cut in half (a corrupt JPEG)
                  latency:float=0.0, # seconds added to every request
                  seed:int=0): # seed of the random draws
@@ -153,6 +171,7 @@ class FaultProxy:
         self.host, self.port = u.hostname, u.port or 80
         self.fail, self.faults, self.corrupt, self.latency = fail, tuple(faults), set(corrupt), latency
         self._rng, self._lock, self._local, self.stats = random.Random(seed), threading.Lock(), threading.local(), Counter()
+        self.closing = threading.Event()
 
     def _pick(self, method):
         with self._lock:
@@ -184,6 +203,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc):
+        self.closing.set()
         self.server.shutdown(); self.server.server_close()
 
 # %% ../nbs/97_testing.ipynb #d3538fe5
