@@ -163,7 +163,9 @@ def load_model(model_dir, # a directory written by `bincount train`
     cfg = read_config(model_dir)
     wp = Path(model_dir)/'model.safetensors'
     if not wp.exists(): raise BincountError(f"{model_dir}: no model.safetensors")
-    model, sd = build_model(cfg), load_state(wp)
+    try: model = build_model(cfg)
+    except BincountError as e: raise BincountError(f"{Path(model_dir)/'config.json'}: {e}") from None
+    sd = load_state(wp)
     try: model.load_state_dict(sd)
     except Exception as e:
         raise BincountError(f"{wp}: weights do not fit {cfg.get('arch')} with {len(cfg['classes'])} classes ({str(e)[:200]})") from None

@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #55ed63b8
 from __future__ import annotations
-import contextlib, csv, gzip, logging, os, random, re, socket, sys, tarfile, tempfile, zlib
+import contextlib, csv, gzip, logging, numbers, os, random, re, socket, sys, tarfile, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 def check_id(bin_id) -> str:
     "Return `bin_id` as a string if it is a safe photo id (letters, digits, `_.-`), else raise `BincountError`."
-    if not isinstance(bin_id, str): raise BincountError(f"bin id {bin_id!r} must be a string (ids like '00523' are not numbers)")
-    if not _ID_RE.match(bin_id) or '..' in bin_id: raise BincountError(f"bad bin id {bin_id!r}: use letters, digits, '_', '.' or '-'")
+    if not isinstance(bin_id, str): raise BincountError(f"bin id {str(bin_id)[:40]!r} must be a string (ids like '00523' are not numbers)")
+    if not _ID_RE.match(bin_id) or '..' in bin_id: raise BincountError(f"bad bin id {bin_id[:40]!r}: use letters, digits, '_', '.' or '-'")
     return bin_id
 
 # %% ../nbs/00_core.ipynb #f618c89b
@@ -85,7 +85,7 @@ MAX_COUNT = 1000  # the most objects a bin can be said to hold; ABID's fullest b
 
 def check_count(count, where:str='count') -> int:
     "`count` as an int if it is a whole number 0-`MAX_COUNT` (an int, or its digits); else a `BincountError` naming `where`."
-    text = str(count).strip() if isinstance(count, (int, str)) and not isinstance(count, bool) else None
+    text = str(count).strip() if isinstance(count, (numbers.Integral, str)) and not isinstance(count, bool) else None
     if text is None or not re.fullmatch(r"\d{1,6}", text) or int(text) > MAX_COUNT:
         raise BincountError(f"{where}: {str(count)[:40]!r} is not a whole number of objects 0-{MAX_COUNT}")
     return int(text)
@@ -116,9 +116,11 @@ def read_labels(data) -> pd.DataFrame:
 
 # %% ../nbs/00_core.ipynb #5b3d50ec
 def write_labels(df:pd.DataFrame, data) -> Path:
-    "Write `df` (columns `id`, `count`, and any others) to `data/labels.csv` atomically."
+    "Write `df` (columns `id`, `count`, and any others) to `data/labels.csv` atomically, if `read_labels` will read it back."
     missing = {'id', 'count'} - set(df.columns)
     if missing: raise BincountError(f"labels need columns {sorted(missing)}")
+    for i, c in zip(df['id'], df['count']): check_id(i); check_count(c, f"count of id {i!r}")
+    if df['id'].duplicated().any(): raise BincountError(f"labels repeat id {df['id'][df['id'].duplicated()].iloc[0]!r}")
     cols = ['id', 'count'] + [c for c in df.columns if c not in ('id', 'count')]
     return atomic_write_text(labels_path(data), df[cols].to_csv(index=False))
 
