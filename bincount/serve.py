@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/serve.html.md"""
 
 # %% ../nbs/14_serve.ipynb #c20a2b74
 from __future__ import annotations
-import contextlib, ctypes, json, logging, os, signal, socket, threading, time
+import contextlib, ctypes, json, logging, os, signal, socket, sys, threading, time
 from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -274,6 +274,11 @@ class InferenceServer(ThreadingHTTPServer):
     def batcher(self, b:Batcher|None):
         self._batcher = b
         self.photo_bytes = 0 if b is None else 3*4*int(np.prod(b.predictor.config['size']))  # one prepared photo
+
+    def handle_error(self, request, client_address):
+        "A client that went away is no error of ours (one debug line); anything else is logged with its traceback."
+        if isinstance(sys.exc_info()[1], OSError): log.debug(f"{client_address[0]}: connection lost")
+        else: log.exception(f"{client_address[0]}: internal error")
 
     def drain(self, timeout:float=SHUTDOWN_TIMEOUT) -> int:
         "After `shutdown()`: drop connections with no request yet, give the others `timeout` s; how many were cut."
