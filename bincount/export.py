@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from .core import BincountError, atomic_path, extract_tar, image_path, read_labels, sample_dir
 from .handler import OnnxRuntime, Predictor, decode_image, preprocess, read_config
-from .evaluate import load_torch_predictor
 
 # %% auto #0
 __all__ = ['MODEL_FILES', 'MAX_MODEL_BYTES', 'RUNTIMES', 'REQUIREMENTS', 'PACKAGE_FILES', 'model_path', 'export_onnx',
@@ -132,7 +131,9 @@ def load_predictor(model, # a model directory or `model.tar.gz`
     if runtime not in RUNTIMES: raise BincountError(f"unknown runtime {runtime!r}: {', '.join(map(repr, RUNTIMES))}")
     d = model_path(model)
     if runtime == 'auto': runtime = 'onnx' if (d/'model.onnx').exists() and importlib.util.find_spec('onnxruntime') else 'torch'
-    if runtime == 'torch': return load_torch_predictor(d, threads)
+    if runtime == 'torch':
+        from bincount.evaluate import load_torch_predictor  # torch, fastai and timm: only for this runtime
+        return load_torch_predictor(d, threads)
     return Predictor(read_config(d), OnnxRuntime(onnx_graph(d, runtime), threads), runtime)
 
 # %% ../nbs/12_export.ipynb #3da0052b
