@@ -19,10 +19,20 @@ from .handler import Predictor, RequestError, TorchRuntime, decode_image
 from .archs import load_model
 
 # %% auto #0
-__all__ = ['score', 'open_image', 'model_split', 'dataset_rows', 'load_torch_predictor', 'predict_rows', 'evaluate_model',
-           'plot_confusion', 'plot_top_losses', 'report_model', 'evaluate_cmd']
+__all__ = ['calibration_error', 'score', 'open_image', 'model_split', 'dataset_rows', 'load_torch_predictor', 'predict_rows',
+           'evaluate_model', 'plot_confusion', 'plot_top_losses', 'report_model', 'evaluate_cmd']
 
 # %% ../nbs/09_evaluate.ipynb #14c330b7
+def calibration_error(probs, # [N, n_classes] class probabilities
+                      correct, # [N] whether each top class was right
+                      bins:int=10, # equal-width bins of the top class's probability
+                     ) -> float:
+    "Expected calibration error: the gap between confidence and accuracy, averaged over confidence bins weighted by size."
+    conf, correct = np.asarray(probs).max(1), np.asarray(correct, dtype=float)
+    which = np.minimum((conf*bins).astype(int), bins - 1)
+    return float(sum(abs(conf[which == b].mean() - correct[which == b].mean())*(which == b).mean() for b in range(bins) if (which == b).any()))
+
+# %% ../nbs/09_evaluate.ipynb #1b1ce12f
 def score(probs, # [N, n_classes] class probabilities
           counts, # the N true counts
           classes:list[int], # the count of each class
@@ -36,6 +46,7 @@ def score(probs, # [N, n_classes] class probabilities
     return dict(n=int(len(counts)), accuracy=float((err == 0).mean()), rmse=float(np.sqrt((err**2).mean())),
                 mae=float(np.abs(err).mean()), within_one=float((np.abs(err) <= 1).mean()),
                 rmse_expected=float(np.sqrt((eerr**2).mean())), mae_expected=float(np.abs(eerr).mean()),
+                ece=calibration_error(probs, err == 0),
                 per_class={str(c): dict(n=int((counts == c).sum()), accuracy=float((pred[counts == c] == c).mean()))
                            for c in sorted(set(counts.tolist()))},
                 labels=labels, confusion=[[int(((counts == a) & (pred == b)).sum()) for b in labels] for a in labels])
@@ -167,7 +178,7 @@ def report_model(model_dir, # a model directory
         df = df[~df['id'].isin(skipped)]
         r = res[split] = {**score(probs, df['count'], predictor.classes), 'skipped_over_max_count': over,
                           **({'skipped_bad': skipped} if skipped else {})}
-        res.update({f"{split}_{k}": r[k] for k in ('accuracy', 'rmse', 'mae', 'within_one', 'rmse_expected', 'n')})
+        res.update({f"{split}_{k}": r[k] for k in ('accuracy', 'rmse', 'mae', 'within_one', 'rmse_expected', 'ece', 'n')})
         last = (split, r, df, probs)
     if last:
         split, r, df, probs = last

@@ -16,7 +16,7 @@ __all__ = ['MAX_BODY_BYTES', 'MAX_PIXELS', 'MAX_REQUEST_PIXELS', 'MAX_ASPECT', '
            'CONFIG_RULES', 'MAX_CONFIG_BYTES', 'RequestError', 'EmptyBody', 'NotAnImage', 'PayloadTooLarge',
            'UnsupportedMediaType', 'NotAcceptable', 'open_image', 'load_image', 'decode_image', 'media_type',
            'open_request', 'is_batch', 'input_fn', 'check_config', 'read_config', 'fit_image', 'preprocess',
-           'TorchRuntime', 'OnnxRuntime', 'softmax', 'Predictor', 'model_fn', 'predict_fn', 'output_fn']
+           'TorchRuntime', 'OnnxRuntime', 'softmax', 'calibrate', 'Predictor', 'model_fn', 'predict_fn', 'output_fn']
 
 # %% ../nbs/05_handler.ipynb #9e1dde25
 try: from bincount.core import BincountError as ModelError, MAX_COUNT  # in the project: the CLI prints it as one line
@@ -171,6 +171,7 @@ CONFIG_RULES = {  # key: (required, check, what it must be). Other keys are reco
     'tta': (False, lambda v: isinstance(v, bool), "true or false"),
     'arch': (False, lambda v: isinstance(v, str) and len(v) <= 100, "an architecture's name"),
     'head': (False, lambda v: isinstance(v, dict), "an object of head settings"),
+    'temperature': (False, lambda v: _number(v, .01, 100), "a number 0.01-100 (see `calibrate`)"),
 }
 MAX_CONFIG_BYTES = 2**20
 
@@ -260,6 +261,14 @@ def softmax(x:np.ndarray) -> np.ndarray:
     return e/e.sum(-1, keepdims=True)
 
 # %% ../nbs/05_handler.ipynb #3fd6d6ca
+def calibrate(probs:np.ndarray, # [N, classes] probabilities
+              temperature:float=1., # >1 softens them, <1 sharpens them
+             ) -> np.ndarray:
+    "Probabilities `probs` with `temperature` applied to their logarithms: `softmax(log(probs)/temperature)`."
+    if temperature == 1: return probs
+    return softmax(np.log(np.clip(probs, 1e-12, None))/temperature).astype(probs.dtype)
+
+# %% ../nbs/05_handler.ipynb #63bdba23
 class Predictor:
     "A counting model ready for photos: it prepares them, runs a batch with `run`, averages with the mirror image and answers."
     def __init__(self, config:dict, # the model's config (`read_config`)
@@ -272,9 +281,10 @@ class Predictor:
     def preprocess(self, img:Image.Image) -> np.ndarray: return preprocess(img, self.config)
 
     def probs(self, x:np.ndarray) -> np.ndarray:
-        "Class probabilities of a preprocessed batch, averaged with its mirror image if the model's config says `tta`."
+        "Class probabilities of a preprocessed batch: averaged with its mirror image if the config says `tta`, at its `temperature`."
         p = softmax(self.run(x))
-        return (p + softmax(self.run(np.ascontiguousarray(x[..., ::-1]))))/2 if self.config.get('tta') else p
+        if self.config.get('tta'): p = (p + softmax(self.run(np.ascontiguousarray(x[..., ::-1]))))/2
+        return calibrate(p, self.config.get('temperature', 1.))
 
     def predict_probs(self, images:list, bs:int=32) -> np.ndarray:
         "Class probabilities [N, classes] of `images` (PIL images), `bs` at a time."

@@ -19,6 +19,7 @@ from .explore import save_fig
 from .archs import get_arch
 from .learner import bin_learner, export_model, find_lr, head_learner
 from .evaluate import evaluate_model, report_model
+from .calibrate import calibrate_model
 from .callbacks import (MetricLogger, ShardedDDP, StepLog, TorchProfile, fastai_alone, from_rank0, init_distributed,
                                 metric_line, rank_dir, smdebug_callback)
 
@@ -115,7 +116,9 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
         export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=epochs, recipe=recipe, bs=bs, seed=seed,
                      split_from=labels.attrs.get('split_from'))
-    return report_model(out, data, dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1)), skip_bad)
+        calibration = calibrate_model(out, data, skip_bad)  # the temperature, fitted on the valid split, into config.json
+    return report_model(out, data, dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1),
+                                        **calibration), skip_bad)
 
 # %% ../nbs/11_train.ipynb #c4ac2edc
 def _default(value, *names, fallback=None):
