@@ -1,109 +1,196 @@
-"""Accuracy on real ABID photos (counts 1-5): the course reference recipe against bincount's, side by side.
+"""Accuracy on real ABID photos (counts 1-5): recipes compared by repeated stratified k-fold cross-validation.
 
-Same split (bincount.data.split_labels, seed 42, stratified 80/10/10), same pretrained backbone
-(efficientnet_lite0, offline ImageNet weights, 224x224 squash, normalised once with mean=std=0.5).
-The backbone is frozen in the head recipes, so its pooled features are computed once (photo and mirror image)
-and cached; every head then trains in seconds, and seeds can be repeated to see the noise.
+Every recipe sees the same folds of the sample's photos with counts 1-5 (StratifiedKFold, 5 folds, repeated with
+2 shuffles: 10 train/test splits of ~1,440/360 photos) and is scored on each fold's held-out photos. The table gives
+mean accuracy, RMSE of the predicted count, within-one, and the paired difference to the course recipe on the same
+folds with its standard error (sd of the per-fold differences / sqrt(folds); the folds overlap, so read it as a
+lower bound of the noise). A recipe is better only when that difference is clear of two standard errors.
 
-  python bench/accuracy.py                 # head recipes (feature extraction ~4 min on 2 idle cores, then cached)
-  python bench/accuracy.py --full          # also `bincount train` itself: its default (head) and fine_tune recipes
+The backbone (EfficientNet-Lite0, offline ImageNet weights) is frozen in these recipes, so its features are computed
+once per input size, for each photo and its mirror image, and cached in `bincount.core.cache_dir()/bench`:
+pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map.
+On 2 cores: ~4 min at 224 px, ~15 min at 448 px, the first time.
+
+    python bench/accuracy.py [--repeats 2] [--folds 5] [--sizes 224 448] [--recipes NAME ...]
 """
-import argparse, hashlib, json, shutil, tempfile, time
+import argparse, hashlib, json, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
-from bincount.core import cache_dir, dataset_view, image_path, read_labels, sample_dir, write_labels
-from bincount.data import split_labels
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.preprocessing import StandardScaler
+from bincount.core import cache_dir, image_path, read_labels, sample_dir
 from bincount.archs import ARCHS, load_state, match_state
 from bincount.evaluate import open_image
 from bincount.handler import preprocess
-from bincount.train import train_model
 
-def features(data, df, arch='efficientnet_lite0', size=224, bs=32):
-    "Concat-pooled (max, avg) features of each photo and its mirror image: [N, 2, 2*C], cached."
-    key = hashlib.sha1((arch + str(size) + ','.join(df['id'])).encode()).hexdigest()[:12]
-    p = cache_dir()/'bench'/f'{arch}_{size}_{key}.npz'
-    if p.exists(): return np.load(p)['f']
+BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
+
+
+def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
+    "Pooled features of each photo of `df` and its mirror image, by layer: {'b2'..'b6', 'head', 'grid2'} -> [N, 2, C]."
+    key = hashlib.sha1(f"{arch}{size}{','.join(df['id'])}".encode()).hexdigest()[:12]
+    path = cache_dir()/'bench'/f"{arch}_{size}_{key}.npz"
+    if path.exists(): return dict(np.load(path))
     info = ARCHS[arch]
     body = timm.create_model(info.timm, pretrained=False, num_classes=0)
     body.load_state_dict(match_state(load_state(info.weights()), body.state_dict())); body.eval()
+    taps = {}
+    for i in BLOCKS: body.blocks[i].register_forward_hook(lambda m, a, o, i=i: taps.__setitem__(f'b{i}', o))
     cfg = dict(size=[size, size], resize='squash', mean=list(info.mean), std=list(info.std), pad_mode='zeros')
-    out = np.zeros((len(df), 2, 2*body.num_features), dtype=np.float32)
-    for i in range(0, len(df), bs):
-        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(data, b)), cfg) for b in df['id'][i:i+bs]]))
+    out = {}
+    for s in range(0, len(df), bs):
+        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), cfg) for b in df['id'][s:s+bs]]))
         with torch.inference_mode():
-            for j, xx in enumerate((x, x.flip(-1))):
+            for v, xx in enumerate((x, x.flip(-1))):
                 f = body.forward_features(xx)
-                out[i:i+len(x), j] = torch.cat([f.amax((2, 3)), f.mean((2, 3))], 1).numpy()
-    p.parent.mkdir(parents=True, exist_ok=True); np.savez(p, f=out)
+                pooled = {k: torch.cat([m.amax((2, 3)), m.mean((2, 3))], 1) for k, m in {**taps, 'head': f}.items()}
+                pooled['grid2'] = nn.functional.adaptive_avg_pool2d(f, 2).flatten(1)
+                for k, p in pooled.items(): out.setdefault(k, np.zeros((len(df), 2, p.shape[1]), np.float32))[s:s+len(x), v] = p.numpy()
+    path.parent.mkdir(parents=True, exist_ok=True); np.savez(path, **out)
     return out
 
-def course_head(C): return nn.Sequential(nn.Linear(C, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5))
-def fastai_head(nf, lin=512, ps=.5):  # fastai's vision_learner head, on concat-pooled features
+
+def view(F:dict, layers:tuple, pool:str='both') -> np.ndarray:
+    "The features of `layers` side by side: [N, 2, sum C]; `pool` 'avg' keeps only the mean half of each pooled layer."
+    parts = []
+    for k in layers:
+        a = F[k]
+        if pool == 'avg' and k != 'grid2': a = a[..., a.shape[-1]//2:]
+        parts.append(a)
+    return np.concatenate(parts, -1)
+
+
+# ------------------------------------------------------------------ heads: fit on train rows, return test probabilities
+def course_mlp(X, y, tr, te, seed):
+    "The course project's head: MLP 128-64-5 on the average-pooled features, Adagrad lr 0.01, 5 epochs, bs 32, flips."
+    return torch_head(X, y, tr, te, seed, lambda C: nn.Sequential(nn.Linear(C, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5)),
+                      opt=lambda p: torch.optim.Adagrad(p, lr=.01), epochs=5, one_cycle=None, tta=False)
+
+
+def fastai_head(nf, lin=512, ps=.5):
+    "fastai's `create_head` on concatenated pooled features (BatchNorm, dropout, linear 512, ReLU, BatchNorm, dropout, linear)."
     return nn.Sequential(nn.BatchNorm1d(nf), nn.Dropout(ps/2), nn.Linear(nf, lin, bias=False), nn.ReLU(),
                          nn.BatchNorm1d(lin), nn.Dropout(ps), nn.Linear(lin, 5, bias=False))
 
-RECIPES = {  # name -> (head on C channels, which features, optimiser, epochs, one-cycle max lr, label smoothing, TTA)
-    'course: MLP 128-64-5, Adagrad .01, 5 ep, flip': (lambda C: course_head(C), 'avg', lambda p: torch.optim.Adagrad(p, lr=.01), 5, None, 0., False),
-    'bincount head: fastai head, AdamW 1cycle 3e-3, 10 ep, flip': (lambda C: fastai_head(2*C), 'cat', lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=.01), 10, 3e-3, 0., False),
-    'bincount head + TTA (flip)': (lambda C: fastai_head(2*C), 'cat', lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=.01), 10, 3e-3, 0., True),
-    'bincount head + TTA + label smoothing .1, 20 ep, 1e-2': (lambda C: fastai_head(2*C), 'cat', lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=.01), 20, 1e-2, .1, True),
-}
 
-def run_head(F, y, tr, idx_eval, recipe, seed, bs=32):
-    head, which, opt_f, epochs, max_lr, ls, tta = recipe
-    C = F.shape[-1]//2
-    F = torch.tensor(F[..., C:] if which == 'avg' else F)
+def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tta=True, bs=32, ls=0., count_loss=0.):
+    "Train `make(C)` on rows `tr` (photo or mirror at random each draw); probabilities of rows `te` (averaged with mirrors if `tta`)."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
-    m = head(C); opt = opt_f(m.parameters())
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=epochs*((len(tr)+bs-1)//bs), pct_start=.25) if max_lr else None
-    loss = nn.CrossEntropyLoss(label_smoothing=ls)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    m = make(X.shape[-1])
+    o = (opt or (lambda p: torch.optim.AdamW(p, lr=one_cycle, weight_decay=.01)))(m.parameters())
+    steps = epochs*((len(tr) + bs - 1)//bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=one_cycle, total_steps=steps, pct_start=.25) if one_cycle else None
+    ce, cls = nn.CrossEntropyLoss(label_smoothing=ls), torch.arange(5, dtype=torch.float32)
     for _ in range(epochs):
         m.train(); perm = tr[torch.randperm(len(tr), generator=g).numpy()]
         for i in range(0, len(perm), bs):
-            b = perm[i:i+bs]; flip = torch.randint(0, 2, (len(b),), generator=g).numpy()
-            l = loss(m(F[b, flip]), torch.tensor(y[b])); opt.zero_grad(); l.backward(); opt.step()
+            b = perm[i:i+bs]
+            if len(b) < 2: continue
+            out = m(Xt[b, torch.randint(0, 2, (len(b),), generator=g)])
+            loss = ce(out, yt[b])
+            if count_loss: loss = loss + count_loss*((out.softmax(-1) @ cls - yt[b].float())**2).mean()
+            o.zero_grad(); loss.backward(); o.step()
             if sched: sched.step()
     m.eval()
     with torch.no_grad():
-        p = m(F[idx_eval, 0]).softmax(-1)
-        if tta: p = (p + m(F[idx_eval, 1]).softmax(-1))/2
+        p = m(Xt[te, 0]).softmax(-1)
+        if tta: p = (p + m(Xt[te, 1]).softmax(-1))/2
     return p.numpy()
 
-def metrics(probs, counts):
-    pred, ex = probs.argmax(1) + 1, probs @ np.arange(1, 6)
-    return dict(acc=float((pred == counts).mean()), rmse=float(np.sqrt(((pred - counts)**2).mean())),
-                rmse_expected=float(np.sqrt(((ex - counts)**2).mean())))
 
-def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--full', action='store_true')
-    ap.add_argument('--epochs', type=int, default=3, help='unfrozen epochs of --recipe fine_tune')
-    ap.add_argument('--recipes', nargs='+', default=['head', 'fine_tune'], help='bincount train recipes run by --full')
-    a = ap.parse_args()
-    torch.set_flush_denormal(True)
-    data = sample_dir()
-    df = read_labels(data); df = df[df['count'].between(1, 5)].reset_index(drop=True)[['id', 'count']]
-    df = split_labels(df, seed=42)
-    tr, va, te = (np.where(df['split'] == s)[0] for s in ('train', 'valid', 'test'))
-    y, counts = df['count'].to_numpy() - 1, df['count'].to_numpy()
-    print(f"ABID counts 1-5: train {len(tr)}, valid {len(va)}, test {len(te)}; test noise ~ +/-{100*np.sqrt(.3*.7/len(te)):.1f} pts (1 s.e.)")
-    t = time.time(); F = features(data, df); print(f"features (photo + mirror, lite0 224): {time.time()-t:.0f} s (cached after the first run)")
-    rows = [dict(recipe="always '3' (baseline)", **metrics(np.eye(5)[np.full(len(te), 2)], counts[te]), seconds=0.)]
-    for name, rec in RECIPES.items():
-        rs = []
-        for s in range(a.seeds):
-            t = time.time(); p = run_head(F, y, tr, te, rec, s); rs.append({**metrics(p, counts[te]), 'seconds': time.time() - t})
-        rows.append(dict(recipe=f"{name} (mean of {a.seeds} seeds)", **pd.DataFrame(rs).mean().to_dict()))
-    if a.full:  # `bincount train` itself on the same split: its default (head on cached features) and fine_tune
-        with tempfile.TemporaryDirectory() as d:
-            ds = dataset_view(data, Path(d)/'abid15', ids=df['id'])
-            write_labels(df, ds)
-            for recipe, kw in (('head', dict(lr='auto')), ('fine_tune', dict(epochs=a.epochs, lr=2e-3))):
-                if recipe not in a.recipes: continue
-                t = time.time(); m = train_model(ds, Path(d)/recipe, arch='efficientnet_lite0', recipe=recipe, **kw)
-                rows.append(dict(recipe=f"bincount train --recipe {recipe} ({m['epochs']} ep, lr {m['lr']:.1e}, lite0 224, TTA)",
-                                 acc=m['test_accuracy'], rmse=m['test_rmse'], rmse_expected=m['test_rmse_expected'],
-                                 seconds=time.time() - t))
-    print(pd.DataFrame(rows).round(3).to_string(index=False))
+def logreg(X, y, tr, te, seed, C=.05):
+    "Multinomial logistic regression on standardised features, trained on photos and mirrors; test probabilities averaged over both."
+    Xtr, ytr = X[tr].reshape(-1, X.shape[-1]), np.repeat(y[tr], 2)
+    sc = StandardScaler().fit(Xtr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        lr = LogisticRegression(C=C, max_iter=300, random_state=seed).fit(sc.transform(Xtr), ytr)
+    return (lr.predict_proba(sc.transform(X[te, 0])) + lr.predict_proba(sc.transform(X[te, 1])))/2
+
+
+def ensemble(*fits):
+    "The mean of several heads' probabilities."
+    return lambda X, y, tr, te, seed: np.mean([f(X, y, tr, te, seed + k) for k, f in enumerate(fits)], 0)
+
+
+# name -> (input size, layers, pooling, head)
+RECIPES = {
+    "course: frozen backbone, MLP 128-64-5, Adagrad .01, 5 ep": (224, ('head',), 'avg', course_mlp),
+    "bincount default (head): fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
+    "logistic regression, 224 px, head": (224, ('head',), 'both', logreg),
+    "fastai head, 448 px, head": (448, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
+    "logistic regression, 448 px, head": (448, ('head',), 'both', logreg),
+    "logistic regression, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both', logreg),
+    "fastai head, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both', lambda *a: torch_head(*a, make=fastai_head)),
+    "fastai head + count loss, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
+                                                            lambda *a: torch_head(*a, make=fastai_head, count_loss=.5)),
+    "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
+        ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
+}
+
+
+def metrics(p, counts):
+    pred = p.argmax(1) + 1
+    return dict(acc=(pred == counts).mean(), rmse=np.sqrt(((pred - counts)**2).mean()), within_one=(abs(pred - counts) <= 1).mean(),
+                rmse_expected=np.sqrt(((p @ np.arange(1, 6) - counts)**2).mean()))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--folds', type=int, default=5); ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all); the course recipe always runs')
+    ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
+                                   "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
+    ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON)')
+    a = ap.parse_args(argv)
+    torch.set_flush_denormal(True); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
+    df = read_labels(sample_dir()); df = df[df['count'].between(1, 5)].reset_index(drop=True)
+    counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
+    names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
+    feats = {}
+    for size in sorted({RECIPES[n][0] for n in names}):
+        t = time.time(); feats[size] = features(df, size); print(f"features at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+    folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=0).split(df, y))
+    print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
+          f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
+    per = {}
+    for n in names:
+        size, layers, pool, fit = RECIPES[n]
+        X, t = view(feats[size], layers, pool), time.time()
+        per[n] = pd.DataFrame([metrics(fit(X, y, tr, te, k), counts[te]) for k, (tr, te) in enumerate(folds)])
+        print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
+    base, k = per[names[0]], len(folds)
+    rows = [dict(recipe="always '3'", accuracy=f"{100*(counts == 3).mean():.1f}", rmse=f"{np.sqrt(((3 - counts)**2).mean()):.2f}",
+                 within_one=f"{100*(abs(3 - counts) <= 1).mean():.1f}", vs_course='')]
+    for n in names:
+        r, d = per[n], 100*(per[n]['acc'] - base['acc'])
+        rows.append(dict(recipe=n, accuracy=f"{100*r['acc'].mean():.1f} ± {100*r['acc'].std()/np.sqrt(k):.1f}",
+                         rmse=f"{r['rmse'].mean():.2f}", rmse_expected=f"{r['rmse_expected'].mean():.2f}",
+                         within_one=f"{100*r['within_one'].mean():.1f}",
+                         vs_course='' if n == names[0] else f"{d.mean():+.1f} ± {d.std()/np.sqrt(k):.1f}"))
+    print(pd.DataFrame(rows).fillna("").to_string(index=False))
+    res = dict(folds=k, photos=len(df), recipes={n: per[n].to_dict('list') for n in names})
+    if a.best:
+        n = next(n for n in RECIPES if a.best in n)
+        size, layers, pool, fit = RECIPES[n]
+        X, curve = view(feats[size], layers, pool), {}
+        for share in (.25, .5, 1.):
+            accs = []
+            for j, (tr, te) in enumerate(folds):
+                keep = tr if share == 1 else np.concatenate([np.random.default_rng(j).choice(tr[y[tr] == c], int(round(share*(y[tr] == c).sum())), replace=False) for c in range(5)])
+                accs.append(metrics(fit(X, y, keep, te, j), counts[te])['acc'])
+            curve[share] = accs
+            print(f"learning curve, {n}: {int(share*100)}% of the training photos (~{int(share*len(folds[0][0]))}): "
+                  f"{100*np.mean(accs):.1f} ± {100*np.std(accs)/np.sqrt(k):.1f}%", flush=True)
+        res['curve'] = dict(recipe=n, train_photos=len(folds[0][0]), **{str(s): v for s, v in curve.items()})
+        oof = np.zeros((len(df), 5))
+        for j, (tr, te) in enumerate(folds[:a.folds]): oof[te] = fit(X, y, tr, te, j)  # the first repeat: each photo once
+        res['oof'] = dict(recipe=n, ids=df['id'].tolist(), counts=counts.tolist(), probs=np.round(oof, 5).tolist())
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+
 
 if __name__ == '__main__': main()
