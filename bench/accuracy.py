@@ -120,6 +120,9 @@ def ensemble(*fits):
 RECIPES = {
     "course: frozen backbone, MLP 128-64-5, Adagrad .01, 5 ep": (224, ('head',), 'avg', course_mlp),
     "bincount default (head): fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
+    "bincount train as shipped: the same with label smoothing .1": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head, ls=.1)),
+    "course MLP (no BatchNorm, no dropout), AdamW 1cycle 1e-3, 5 ep, TTA": (224, ('head',), 'avg', lambda *a: torch_head(
+        *a, make=lambda C: nn.Sequential(nn.Linear(C, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5)), one_cycle=1e-3, epochs=5)),
     "logistic regression, 224 px, head": (224, ('head',), 'both', logreg),
     "fastai head, 448 px, head": (448, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
     "logistic regression, 448 px, head": (448, ('head',), 'both', logreg),
