@@ -42,14 +42,15 @@ def parse_metrics(log:str, # a job's log (any text)
     return {d['Name']: [float(m) for m in re.findall(d['Regex'], log)] for d in definitions}
 
 # %% ../nbs/10_callbacks.ipynb #3886c02a
-def rank_dir(output_dir, rank:int=0) -> Path:
-    "Where process `rank` writes its logs: `output_dir` for rank 0, `output_dir/rank<N>` for the others."
+def rank_dir(output_dir, rank:int=0, create:bool=True) -> Path:
+    "Where process `rank` writes its logs: `output_dir` for rank 0, `output_dir/rank<N>` for the others (made if `create`)."
     d = Path(output_dir) if rank == 0 else Path(output_dir)/f"rank{rank}"
-    d.mkdir(parents=True, exist_ok=True)
+    if create: d.mkdir(parents=True, exist_ok=True)
     return d
 
 # %% ../nbs/10_callbacks.ipynb #2e538f8a
 def _append_csv(path, rows, fields):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # made on the first write: a run that fails before it leaves nothing
     new = not Path(path).exists()
     with open(path, 'a', newline='') as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -64,7 +65,7 @@ _RENAME = {'accuracy': 'valid_accuracy', 'count_rmse': 'valid_rmse'}  # fastai's
 class MetricLogger(Callback):
     "Print the `[metrics]` line after each epoch and append it to `epochs.csv`."
     order = Recorder.order + 1
-    def __init__(self, out, rank:int=0): self.out, self.rank, self.n = rank_dir(out, rank), rank, 0
+    def __init__(self, out, rank:int=0): self.out, self.rank, self.n = rank_dir(out, rank, create=False), rank, 0
     def after_epoch(self):
         names = [_RENAME.get(n, n) for n in self.recorder.metric_names[1:]]
         vals = {n: float(v) for n, v in zip(names, self.learn.final_record) if n in METRICS}
@@ -77,7 +78,7 @@ class StepLog(Callback):
     "Record phase, loss, batch size and seconds of every step in `steps.csv`."
     order = Recorder.order + 1
     FIELDS = ['step', 'epoch', 'phase', 'iter', 'loss', 'bs', 'seconds', 'wait_seconds']
-    def __init__(self, out, rank:int=0): self.out, self.step, self.rows = rank_dir(out, rank)/'steps.csv', 0, []
+    def __init__(self, out, rank:int=0): self.out, self.step, self.rows = rank_dir(out, rank, create=False)/'steps.csv', 0, []
     def before_epoch(self): self.t_end = time.perf_counter()
     def before_validate(self): self.t_end = time.perf_counter()
     def before_batch(self): self.t0 = time.perf_counter()
@@ -93,9 +94,10 @@ class StepLog(Callback):
 class TorchProfile(Callback):
     "Record a `torch.profiler` trace of `steps` training steps for TensorBoard, and an operator table."
     order = Recorder.order + 2
-    def __init__(self, out, steps:int=3, rank:int=0): self.out, self.steps, self.prof = rank_dir(out, rank), steps, None
+    def __init__(self, out, steps:int=3, rank:int=0): self.out, self.steps, self.prof = rank_dir(out, rank, create=False), steps, None
     def before_fit(self):
         if self.prof is not None: return  # fine_tune fits twice: profile the first fit only
+        self.out.mkdir(parents=True, exist_ok=True)
         from torch.profiler import profile, schedule, tensorboard_trace_handler, ProfilerActivity
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
         self.prof = profile(activities=acts, schedule=schedule(wait=1, warmup=1, active=self.steps, repeat=1),
