@@ -19,11 +19,12 @@ from .handler import (JSON_TYPE, MAX_BODY_BYTES, ModelError, PayloadTooLarge, Pr
                               open_request, output_fn)
 from .export import load_predictor, model_path, onnx_graph
 from .predict import runtime_for
+from .supervise import Supervisor
 
 # %% auto #0
 __all__ = ['HEADER_TIMEOUT', 'BODY_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'MEMORY_BUDGET', 'DECODE_SLOTS', 'log', 'LengthRequired',
            'RequestTimeout', 'MethodNotAllowed', 'ServiceUnavailable', 'NotFound', 'ByteBudget', 'Deadlines', 'Batcher',
-           'printable', 'InferenceServer', 'Supervisor', 'serve', 'serve_cmd']
+           'printable', 'InferenceServer', 'serve', 'serve_cmd']
 
 # %% ../nbs/14_serve.ipynb #6047e0ac
 def _env_float(name, default): return float(os.environ.get(name, default))
@@ -313,57 +314,6 @@ def _cap_malloc_arenas(n:int=2):
     except (OSError, AttributeError): pass
 
 # %% ../nbs/14_serve.ipynb #5ba1d14e
-class Supervisor:
-    "Keep `n` worker processes running: a worker that dies is replaced, after a pause that doubles while replacements die young."
-    def __init__(self, start, # forks one worker, returns its pid
-                 n:int, # how many to keep
-                 first_pause:float=1, max_pause:float=60, # seconds before a replacement: 1, 2, 4, ... up to `max_pause`
-                 settled:float=60, # a worker that lived this long resets the pause
-                 give_up:int=5): # with no worker alive, stop after this many replacements in a row died young
-        self.start, self.n, self.first_pause, self.max_pause, self.settled, self.give_up = start, n, first_pause, max_pause, settled, give_up
-        self.kids, self.due, self.pause, self.young_deaths, self.stopped_at = {}, [], first_pause, 0, None
-
-    @property
-    def stopping(self) -> bool: return self.stopped_at is not None
-
-    def spawn(self): self.kids[self.start()] = time.monotonic()
-
-    def stop(self, signum=signal.SIGTERM, frame=None):
-        "Stop: pass SIGTERM on to every worker, start no more."
-        self.stopped_at, self.due = time.monotonic(), []
-        for pid in list(self.kids):
-            with contextlib.suppress(ProcessLookupError): os.kill(pid, signal.SIGTERM)
-
-    def _reap(self):
-        while self.kids:
-            try: pid, code = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError: self.kids.clear(); return
-            if pid == 0: return
-            started = self.kids.pop(pid, None)
-            if started is None or self.stopping: continue
-            lived = time.monotonic() - started
-            log.error(f"worker {pid} exited with status {os.waitstatus_to_exitcode(code)} after {lived:.0f} s; "
-                      f"replacing it in {self.pause:g} s ({len(self.kids)} still serving)")
-            self.due.append(time.monotonic() + self.pause)
-            if lived < self.settled: self.pause, self.young_deaths = min(2*self.pause, self.max_pause), self.young_deaths + 1
-            else: self.pause, self.young_deaths = self.first_pause, 0
-
-    def run(self) -> int:
-        "Start the workers and supervise them until `stop` and they all exit (0), or none lives and replacements keep dying (1)."
-        for _ in range(self.n): self.spawn()
-        while self.kids or (self.due and not self.stopping):
-            self._reap()
-            if not self.stopping and not self.kids and self.young_deaths >= self.give_up:
-                log.error(f"no worker alive, and {self.young_deaths} in a row died within {self.settled:g} s: giving up")
-                return 1
-            now = time.monotonic()
-            for t in [t for t in self.due if t <= now and not self.stopping]: self.due.remove(t); self.spawn()
-            if self.stopping and now - self.stopped_at > SHUTDOWN_TIMEOUT + 15:  # workers bound their own shutdown: a stuck one
-                for pid in self.kids: os.kill(pid, signal.SIGKILL)
-            time.sleep(.1)
-        return 0
-
-# %% ../nbs/14_serve.ipynb #f2a4062c
 def serve(model, # a model directory or model.tar.gz
           host:str='127.0.0.1', # the address to listen on (0.0.0.0: every interface)
           port:int=8080, # the port (SageMaker's containers use 8080)
@@ -390,7 +340,7 @@ def serve(model, # a model directory or model.tar.gz
         try: server.deadlines = Deadlines(); code = _worker(server, d, runtime, threads, max_batch)  # threads do not survive fork
         except BaseException: log.exception(f"worker {os.getpid()} failed")
         finally: os._exit(code)
-    sup = Supervisor(start, workers)
+    sup = Supervisor(start, workers, kill_after=SHUTDOWN_TIMEOUT + 15)  # workers bound their own shutdown: this is for a stuck one
     signal.signal(signal.SIGTERM, sup.stop)
     signal.signal(signal.SIGINT, sup.stop)
     log.info(f"serving on http://{host}:{port} with {workers} workers")
