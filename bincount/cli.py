@@ -36,6 +36,7 @@ VERBS = {
     'deploy':   ('bincount.deploy',   'deploy_cmd',   'Deploy a model to a SageMaker endpoint'),
     'invoke':   ('bincount.deploy',   'invoke_cmd',   'Send bin photos to a SageMaker endpoint'),
     'undeploy': ('bincount.deploy',   'undeploy_cmd', 'Delete an endpoint, its config and its model'),
+    'audit':    ('bincount.audit',    'audit_cmd',    'Rank the bins whose photo disagrees with the inventory record'),
 }
 
 # %% ../nbs/21_cli.ipynb #b291289a
@@ -76,7 +77,7 @@ OPTION_RANGES = {  # the sane values of the numeric options, by name, for every 
     'sample': (1, 10**7), 'n_calib': (1, 100_000), 'num_workers': (0, 64), 'profile_steps': (0, 100_000),
     'instance_count': (1, 100), 'max_jobs': (1, 500), 'max_parallel_jobs': (1, 100), 'max_hours': (0.01, 28*24),
     'lr_min': (1e-8, 10), 'lr_max': (1e-8, 10), 'valid_pct': (0, .9), 'test_pct': (0, .9), 'poll': (.1, 3600),
-    'seed': (0, 2**32 - 1), 'search_seed': (0, 2**32 - 1),
+    'seed': (0, 2**32 - 1), 'search_seed': (0, 2**32 - 1), 'top': (0, 100_000),
 }
 
 def check_options(args:dict) -> dict:

@@ -14,7 +14,8 @@ from .s3 import download, parse_s3_url
 from .export import package
 
 # %% auto #0
-__all__ = ['MAX_INVOKE_BYTES', 'is_packaged', 'model_archive', 'invoke_payload', 'deploy_cmd', 'invoke_cmd', 'undeploy_cmd']
+__all__ = ['MAX_INVOKE_BYTES', 'is_packaged', 'model_archive', 'model_in_s3', 'invoke_payload', 'deploy_cmd', 'invoke_cmd',
+           'undeploy_cmd']
 
 # %% ../nbs/19_deploy.ipynb #050c5005
 def is_packaged(archive) -> bool:
@@ -32,6 +33,23 @@ def model_archive(model, # model directory, model.tar.gz (packaged or not)
     if not p.exists(): raise BincountError(f"{model}: no such model directory or archive")
     if p.is_file() and is_packaged(p): return p
     return package(p, Path(tmp)/'model.tar.gz')
+
+# %% ../nbs/19_deploy.ipynb #cfa9d4e7
+def model_in_s3(sm, # `bincount.sagemaker_sdk`
+                sess, # from `sm.sm_session`
+                model:str, # s3:// URI of a model.tar.gz, a model directory, or a local model.tar.gz
+                name:str, # the key prefix's last part: bincount/models/NAME/model.tar.gz
+                tmp, # a directory for the local copy
+               ) -> tuple[str, Path|None]:
+    "The s3:// URI of `model` packaged for the serving container, uploaded if need be, and its local archive (None in a dry run)."
+    if sess.bincount_dry_run: return (model if model.startswith('s3://') else f"s3://{sess.default_bucket()}/bincount/models/{name}/model.tar.gz"), None
+    if not model.startswith('s3://'):
+        archive = model_archive(model, tmp)
+        return sm.upload(sess, archive, f"bincount/models/{name}"), archive
+    local = download(model, Path(tmp)/Path(parse_s3_url(model)[1]).name, sm.s3_client(sess))
+    if is_packaged(local): return model, local
+    archive = model_archive(local, Path(tmp)/'pkg')  # a training job's model.tar.gz: add the handler and the ONNX graph
+    return sm.upload(sess, archive, f"bincount/models/{name}"), archive
 
 # %% ../nbs/19_deploy.ipynb #1660ccb1
 MAX_INVOKE_BYTES = 6*2**20  # SageMaker's limit on a real-time request
@@ -76,14 +94,7 @@ def deploy_cmd(model:Annotated[str, {'required': True}]=None, # s3:// URI of a m
     if not model.startswith('s3://') and not Path(model).exists(): raise BincountError(f"{model}: no such model directory or archive")
     if not dry_run: sm.confirm(f"SageMaker endpoint {name}: {instance_count} x {instance_type}, model {model}\n{cost}", yes)
     with tempfile.TemporaryDirectory() as tmp:
-        if model.startswith('s3://'):
-            data = model
-            if not dry_run:
-                local = download(model, Path(tmp)/Path(parse_s3_url(model)[1]).name, sm.s3_client(sess))
-                if not is_packaged(local):  # a training job's model.tar.gz: add the handler and the ONNX graph
-                    data = sm.upload(sess, model_archive(local, Path(tmp)/'pkg'), f"bincount/models/{name}")
-        elif dry_run: data = f"s3://{sess.default_bucket()}/bincount/models/{name}/model.tar.gz"
-        else: data = sm.upload(sess, model_archive(model, tmp), f"bincount/models/{name}")
+        data, _ = model_in_s3(sm, sess, model, name, tmp)
         try: ep = sm.create_endpoint(sess, data, role, name, instance_type, instance_count, wait=not no_wait, poll=poll)
         except BincountError: raise
         except Exception as e:

@@ -29,10 +29,11 @@ import sagemaker.experiments._metrics  # noqa: F401  calls logging.basicConfig(I
 _root.handlers[:] = _root_state[0]; _root.setLevel(_root_state[1])  # ...and undo that, so importing us changes no logging
 
 # %% auto #0
-__all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'SERVING_ENV', 'training_image', 'serving_image',
-           'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'debugger_rules', 'pytorch_estimator',
-           'start_training', 'tuning_ranges', 'make_tuner', 'start_tuning', 'describe_tuning_job', 'create_endpoint',
-           'delete_endpoint', 'upload', 's3_client', 'invoke_endpoint']
+__all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'SERVING_ENV', 'TRANSFORM_DONE', 'training_image',
+           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'debugger_rules',
+           'pytorch_estimator', 'start_training', 'tuning_ranges', 'make_tuner', 'start_tuning', 'describe_tuning_job',
+           'serving_model', 'create_endpoint', 'delete_endpoint', 'upload', 's3_client', 'invoke_endpoint',
+           'transform_request', 'wait_for_transform', 'run_transform', 'describe_transform']
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #9611a876
 FRAMEWORK_VERSION, PY_VERSION = '2.6.0', 'py312'
@@ -239,6 +240,20 @@ def describe_tuning_job(sess:Session, # from `sm_session`
 SERVING_ENV = {'SAGEMAKER_PROGRAM': 'inference.py', 'SAGEMAKER_SUBMIT_DIRECTORY': '/opt/ml/model/code',
                'SAGEMAKER_MODEL_SERVER_WORKERS': '1'}
 
+def serving_model(sess:Session, # from `sm_session`
+                  model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
+                  role:str, # IAM role ARN the model runs as
+                  model_name:str, # name of the SageMaker model
+                  instance_type:str='ml.m5.large', # the instance type it will run on (picks the CPU or GPU image)
+                  env:dict|None=None, # more environment variables for the serving container
+                 ) -> dict:
+    "Create a SageMaker model of the archive on the PyTorch inference container, with bincount's handler; return its container."
+    model = PyTorchModel(model_data=model_data, role=role, framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
+                         sagemaker_session=sess, env={**SERVING_ENV, **(env or {})}, name=model_name)
+    container = model.prepare_container_def(instance_type=instance_type)
+    sess.create_model(model_name, role, container)
+    return container
+
 def create_endpoint(sess:Session, # from `sm_session`
                     model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
                     role:str, # IAM role ARN the endpoint runs as
@@ -252,12 +267,9 @@ def create_endpoint(sess:Session, # from `sm_session`
     "Create model, endpoint config and endpoint; on any failure delete what was created and re-raise."
     stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
     model_name = config_name = f"{endpoint_name[:47]}-{stamp}"
-    model = PyTorchModel(model_data=model_data, role=role, framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
-                         sagemaker_session=sess, env={**SERVING_ENV, **(env or {})}, name=model_name)
     created = []
     try:
-        container = model.prepare_container_def(instance_type=instance_type)
-        sess.create_model(model_name, role, container); created.append(('model', model_name))
+        container = serving_model(sess, model_data, role, model_name, instance_type, env); created.append(('model', model_name))
         sess.create_endpoint_config(config_name, model_name, instance_count, instance_type); created.append(('config', config_name))
         sess.create_endpoint(endpoint_name, config_name, wait=False); created.append(('endpoint', endpoint_name))
         desc = sess.wait_for_endpoint(endpoint_name, poll=poll) if wait and not sess.bincount_dry_run else {}
@@ -310,3 +322,72 @@ def invoke_endpoint(sess:Session, # from `sm_session`
     "Send `payload` as JSON to the endpoint and return the decoded JSON answer."
     return Predictor(endpoint_name, sagemaker_session=sess, serializer=JSONSerializer(),
                      deserializer=JSONDeserializer()).predict(payload)
+
+# %% ../nbs/15_sagemaker_sdk.ipynb #d3d588d6
+def transform_request(job_name:str, # the transform job's name
+                      model_name:str, # the SageMaker model it runs
+                      manifest:str, # s3:// URI of a manifest listing the photos
+                      output:str, # s3:// prefix for the answers
+                      instance_type:str='ml.m5.xlarge', # instance type
+                      instance_count:int=1, # instances
+                     ) -> dict:
+    "The `CreateTransformJob` request: one photo per request, JSON answers, one answer file per photo."
+    return dict(TransformJobName=job_name, ModelName=model_name, BatchStrategy='SingleRecord', MaxPayloadInMB=6,
+                ModelClientConfig={'InvocationsTimeoutInSeconds': 60, 'InvocationsMaxRetries': 1},
+                TransformInput={'DataSource': {'S3DataSource': {'S3DataType': 'ManifestFile', 'S3Uri': manifest}},
+                                'ContentType': 'image/jpeg', 'SplitType': 'None', 'CompressionType': 'None'},
+                TransformOutput={'S3OutputPath': output, 'Accept': 'application/json', 'AssembleWith': 'None'},
+                TransformResources={'InstanceType': instance_type, 'InstanceCount': instance_count},
+                Tags=[{'Key': 'created-by', 'Value': 'bincount'}])
+
+# %% ../nbs/15_sagemaker_sdk.ipynb #43c138ce
+TRANSFORM_DONE = ('Completed', 'Failed', 'Stopped')
+
+def wait_for_transform(sess:Session, # from `sm_session`
+                       job_name:str, # the transform job
+                       max_hours:float, # stop the job once it has run this long
+                       poll:float=30, # seconds between status checks
+                      ) -> dict:
+    "Wait for a transform job to end, stopping it after `max_hours`; return its description."
+    sm, end = sess.sagemaker_client, time.monotonic() + max_hours*3600
+    while (desc := sm.describe_transform_job(TransformJobName=job_name))['TransformJobStatus'] not in TRANSFORM_DONE:
+        if time.monotonic() > end and desc['TransformJobStatus'] != 'Stopping':
+            get_logger('bincount.audit').warning("transform job %s ran past %g h: stopping it", job_name, max_hours)
+            sm.stop_transform_job(TransformJobName=job_name)
+        time.sleep(poll)
+    return desc
+
+def run_transform(sess:Session, # from `sm_session`
+                  model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
+                  role:str, # IAM role ARN the job runs as
+                  job_name:str, # the transform job's name (its model gets the same)
+                  manifest:str, # s3:// URI of the manifest of photos
+                  output:str, # s3:// prefix for the answers
+                  instance_type:str='ml.m5.xlarge', # instance type
+                  instance_count:int=1, # instances
+                  max_hours:float=2, # stop the job after this long
+                  poll:float=30, # seconds between status checks
+                 ) -> dict:
+    "Create the model and the transform job, wait for it (stopping it after `max_hours`), delete the model; return the job's description."
+    created = []
+    try:
+        serving_model(sess, model_data, role, job_name, instance_type); created.append(('model', job_name))
+        sess.sagemaker_client.create_transform_job(**transform_request(job_name, job_name, manifest, output, instance_type, instance_count))
+        if sess.bincount_dry_run: return {'TransformJobName': job_name, 'TransformJobStatus': 'dry run'}
+        return wait_for_transform(sess, job_name, max_hours, poll)
+    except BaseException:
+        if created and not sess.bincount_dry_run:  # interrupted: the job must not run on unattended
+            try: sess.sagemaker_client.stop_transform_job(TransformJobName=job_name)
+            except Exception: pass
+        raise
+    finally:
+        if not sess.bincount_dry_run: _delete(sess, created)
+
+# %% ../nbs/15_sagemaker_sdk.ipynb #ec0ec4dc
+def describe_transform(sess:Session, # from `sm_session`
+                       job_name:str, # the transform job
+                      ) -> dict:
+    "The description of transform job `job_name` (status, output path, failure reason)."
+    sm = sess.sagemaker_client
+    try: return sm.describe_transform_job(TransformJobName=job_name)
+    except sm.exceptions.ClientError as e: raise BincountError(f"transform job {job_name!r}: {e.response['Error'].get('Message', e)}") from None
