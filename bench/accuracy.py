@@ -75,6 +75,11 @@ def fastai_head(nf, lin=512, ps=.5):
                          nn.BatchNorm1d(lin), nn.Dropout(ps), nn.Linear(lin, 5, bias=False))
 
 
+def plain_mlp(C):
+    "The course's MLP 128-64-5 (no BatchNorm, no dropout): `bincount train`'s head recipe since Dec 2026 (`bincount.archs.bin_head`, bn=False)."
+    return nn.Sequential(nn.Linear(C, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5))
+
+
 def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tta=True, bs=32, ls=0., count_loss=0.):
     "Train `make(C)` on rows `tr` (photo or mirror at random each draw); probabilities of rows `te` (averaged with mirrors if `tta`)."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
@@ -119,10 +124,10 @@ def ensemble(*fits):
 # name -> (input size, layers, pooling, head)
 RECIPES = {
     "course: frozen backbone, MLP 128-64-5, Adagrad .01, 5 ep": (224, ('head',), 'avg', course_mlp),
-    "bincount default (head): fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
-    "bincount train as shipped: the same with label smoothing .1": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head, ls=.1)),
-    "course MLP (no BatchNorm, no dropout), AdamW 1cycle 1e-3, 5 ep, TTA": (224, ('head',), 'avg', lambda *a: torch_head(
-        *a, make=lambda C: nn.Sequential(nn.Linear(C, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5)), one_cycle=1e-3, epochs=5)),
+    "fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
+    "bincount train before Dec 2026: the same with label smoothing .1": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head, ls=.1)),
+    "course MLP (no BatchNorm, no dropout), AdamW 1cycle 1e-3, 5 ep, TTA": (224, ('head',), 'avg', lambda *a: torch_head(*a, make=plain_mlp, one_cycle=1e-3, epochs=5)),
+    "bincount train as shipped: the same at 3e-3": (224, ('head',), 'avg', lambda *a: torch_head(*a, make=plain_mlp, one_cycle=3e-3, epochs=5)),
     "logistic regression, 224 px, head": (224, ('head',), 'both', logreg),
     "fastai head, 448 px, head": (448, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
     "logistic regression, 448 px, head": (448, ('head',), 'both', logreg),

@@ -15,13 +15,15 @@ from torch import nn
 from safetensors.torch import load_file
 import warnings
 warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*is deprecated', category=FutureWarning)  # raised inside fastai's imports
-from fastai.vision.learner import create_timm_model
+from fastai.vision.learner import create_timm_model, create_head
+from fastai.layers import AdaptiveConcatPool2d, Flatten, LinBnDrop
+from fastai.torch_core import apply_init
 from .core import BincountError, cache_dir
 from .handler import read_config
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch',
-           'get_arch', 'load_state', 'match_state', 'build_model', 'load_model']
+           'get_arch', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -139,22 +141,56 @@ HEAD_RULES = {  # the keyword arguments that shape fastai's head, as config.json
     'lin_ftrs': (lambda v: v is None or isinstance(v, list) and 0 < len(v) <= 4 and all(isinstance(n, int) and not _flag(n)
                  and 1 <= n <= 8192 for n in v), "null or a list of 1-4 layer widths 1-8192"),
     'ps': (lambda v: _p(v) or isinstance(v, list) and 0 < len(v) <= 5 and all(map(_p, v)), "a dropout probability 0-1, or a list of them"),
-    **{k: (_flag, "true or false") for k in ('concat_pool', 'first_bn', 'bn_final', 'lin_first')},
+    **{k: (_flag, "true or false") for k in ('concat_pool', 'first_bn', 'bn_final', 'lin_first', 'bn')},
 }
 HEAD_KWARGS = tuple(HEAD_RULES)
 
 # %% ../nbs/07_archs.ipynb #bdea9833
+def bin_head(nf:int, # features out of the body
+             n_out:int, # classes
+             lin_ftrs:list|None=None, # hidden layer widths (fastai's default: [512])
+             ps:float|list=.5, # dropout probability of the last layer (half of it before the others), or one per layer
+             concat_pool:bool=True, # pool with max and mean side by side (else mean alone)
+             bn:bool=True, # fastai's head with BatchNorm layers; False: a plain MLP
+             **kwargs, # fastai's `first_bn`, `bn_final`, `lin_first` (with `bn` only)
+            ) -> nn.Sequential:
+    "The classifier on top of the body: fastai's `create_head`, or with `bn=False` the same layers without BatchNorm."
+    if bn: return create_head(nf, n_out, lin_ftrs, ps, concat_pool=concat_pool, **kwargs)
+    sizes = [nf*2 if concat_pool else nf] + (lin_ftrs if lin_ftrs is not None else [512]) + [n_out]
+    ps = list(ps) if isinstance(ps, (list, tuple)) else [ps/2]*(len(sizes) - 2) + [ps]
+    layers = [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), Flatten()]
+    for i, (ni, no, p) in enumerate(zip(sizes[:-1], sizes[1:], ps)):
+        layers += LinBnDrop(ni, no, bn=False, p=p, act=nn.ReLU(inplace=True) if i < len(sizes) - 2 else None)
+    return nn.Sequential(*layers)
+
+# %% ../nbs/07_archs.ipynb #f233b178
+def check_head(head:dict|None) -> dict:
+    "The head settings of a config, each checked against `HEAD_RULES`; a `BincountError` naming the first bad one."
+    head = dict(head or {})
+    for k, v in head.items():
+        if k not in HEAD_RULES: raise BincountError(f"config 'head' has an unknown setting {k[:40]!r}: known ones are {', '.join(HEAD_RULES)}")
+        if not HEAD_RULES[k][0](v): raise BincountError(f"config 'head' {k!r} must be {HEAD_RULES[k][1]}, found {str(v)[:40]}")
+    return head
+
+def set_head(model:nn.Sequential, # fastai's body + head, e.g. from `create_timm_model`
+             n_out:int, # classes
+             **head, # `bin_head`'s settings
+            ) -> nn.Sequential:
+    "Give `model` the head `head` describes, when fastai's `create_head` could not build it (`bn=False`); freshly initialised."
+    if head.get('bn', True): return model
+    model[1] = bin_head(model[0].model.num_features, n_out, **head)
+    apply_init(model[1], nn.init.kaiming_normal_)
+    return model
+
+# %% ../nbs/07_archs.ipynb #0a9e2b6e
 def build_model(config:dict) -> nn.Module:
     "The network a model's `config` describes, with random weights: timm's body of `config['arch']` and fastai's head."
     info = get_arch(config.get('arch'))
     if config.get('timm', info.timm) != info.timm:
         raise BincountError(f"config 'timm' {str(config['timm'])[:80]!r} is not {config['arch']}'s network ({info.timm})")
-    head = config.get('head') or {}
-    for k, v in head.items():
-        if k not in HEAD_RULES: raise BincountError(f"config 'head' has an unknown setting {k[:40]!r}: known ones are {', '.join(HEAD_RULES)}")
-        if not HEAD_RULES[k][0](v): raise BincountError(f"config 'head' {k!r} must be {HEAD_RULES[k][1]}, found {str(v)[:40]}")
-    model, _ = create_timm_model(info.timm, len(config['classes']), pretrained=False, **head)
-    return model
+    head, n = check_head(config.get('head')), len(config['classes'])
+    model, _ = create_timm_model(info.timm, n, pretrained=False, **{k: v for k, v in head.items() if k != 'bn'})
+    return set_head(model, n, **head)
 
 # %% ../nbs/07_archs.ipynb #84957b28
 def load_model(model_dir, # a directory written by `bincount train`

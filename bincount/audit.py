@@ -7,15 +7,19 @@ Docs: https://bincount.github.io/bincount/audit.html.md"""
 # %% ../nbs/19a_audit.ipynb #b80eec87
 from __future__ import annotations
 import base64, html, io, json, tarfile, tempfile, time, warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 import numpy as np
 import pandas as pd
 from .core import BincountError, atomic_write_text, check_id, image_path, labels_path, read_labels
-from .handler import Predictor, check_config, read_config
+from .handler import Predictor, check_config, decode_image, read_config
 from .evaluate import predict_rows
+from .explore import photo_grid
 from .export import load_predictor
 from .predict import runtime_for
+from .s3 import download, get_bytes, list_objects, parse_s3_url
+from .deploy import model_in_s3, _session
 
 # %% auto #0
 __all__ = ['AUDIT_COLUMNS', 'MAX_ANSWER_BYTES', 'audit_table', 'UncalibratedWarning', 'check_calibrated', 'audit',
@@ -89,7 +93,6 @@ def show_suspects(df:pd.DataFrame, # from `audit`
                   ncols:int=4, # photos per row
                  ):
     "A grid of the `n` most suspicious bins' photos, each titled with its rank, id, recorded and predicted counts and `p_expected`."
-    from bincount.explore import photo_grid
     top = df[df['rank'].notna()].head(n)
     titles = [f"#{r.rank} {r.id}\nrecorded {r.expected}, sees {r.predicted}, p={r.p_expected:.2f}" for r in top.itertuples()]
     return photo_grid([image_path(data, i) for i in top['id']], titles, ncols=ncols)
@@ -99,7 +102,6 @@ def thumbnail(data:bytes, # the photo's bytes
               size:int=240, # longest side, in pixels
              ) -> str:
     "A `data:` URI of a small JPEG of the photo, for an `<img>` in a self-contained page."
-    from bincount.handler import decode_image
     img = decode_image(data)
     img.thumbnail((size, size))
     buf = io.BytesIO(); img.save(buf, 'JPEG', quality=80)
@@ -175,7 +177,6 @@ def s3_labels(s3, # an S3 client
               tmp, # a local directory to read it in
              ) -> pd.DataFrame:
     "The checked `labels.csv` of the dataset at `data`; errors name the S3 object and the line."
-    from bincount.s3 import download
     uri = f"{data.rstrip('/')}/labels.csv"
     local = download(uri, Path(tmp)/'labels.csv', s3)
     try: return read_labels(local)
@@ -213,8 +214,6 @@ def transform_answers(s3, # an S3 client
                       workers:int=16, # objects read at once
                      ) -> tuple[np.ndarray, list[int], dict]:
     "The class probabilities of `ids` from the job's `<id>.jpg.out` answers (NaN rows where none), the classes, and why each gap."
-    from concurrent.futures import ThreadPoolExecutor
-    from bincount.s3 import get_bytes, list_objects, parse_s3_url
     bucket, prefix = parse_s3_url(output.rstrip('/') + '/')
     there = {o['Key'][len(prefix):] for o in list_objects(s3, bucket, prefix)}
     def one(i):
@@ -249,7 +248,6 @@ def local_config(model:str, # a model directory, model.tar.gz, or s3:// URI of o
                  tmp, # a directory to download it into
                 ) -> dict:
     "The checked config of `model`, wherever it is."
-    from bincount.s3 import download
     if model.startswith('s3://'): model = download(model, Path(tmp)/'model.tar.gz', s3)
     if not Path(model).exists(): raise BincountError(f"{model}: no such model directory or archive")
     return read_config(model) if Path(model).is_dir() else model_config(model)
@@ -276,8 +274,6 @@ def audit_local(model, data, out, top=50, runtime='torch', bs=32, skip_bad=False
 def audit_s3(model:str, data:str, out, top=50, role=None, instance_type='ml.m5.xlarge', instance_count=1, max_hours=2.,
              bucket=None, region=None, poll=30., dry_run=False, yes=False, job=None) -> pd.DataFrame|None:
     "`bincount audit` on a dataset in S3: a Batch Transform job over its photos (or the answers of `job`), then `audit_table` and `write_audit`."
-    from bincount.deploy import model_in_s3, _session
-    from bincount.s3 import get_bytes, parse_s3_url
     if not model.startswith('s3://') and not Path(model).exists(): raise BincountError(f"{model}: no such model directory or archive")
     sm, sess = _session(region, bucket, dry_run)
     if not role and not dry_run and not job: raise BincountError("--role ARN is required to run a transform job")

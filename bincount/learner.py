@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 import torch.distributed as dist
 from PIL import Image
 import matplotlib.pyplot as plt
@@ -30,7 +31,7 @@ import bincount
 from .core import BincountError, atomic_write_bytes, atomic_write_text, cache_dir, get_logger, image_path
 from .explore import save_fig
 from .handler import preprocess
-from .archs import HEAD_KWARGS, get_arch, load_state, match_state
+from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head
 
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'set_normalize', 'bin_learner', 'dls_resize', 'model_config',
@@ -80,14 +81,17 @@ def bin_learner(dls, # fastai DataLoaders from `bin_dls` (a class per count)
     kwargs.setdefault('loss_func', LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat())
     kwargs.setdefault('metrics', count_metrics(classes))
     kwargs.setdefault('opt_func', torch_adamw)
+    bn = kwargs.pop('bn', True)  # fastai's head has BatchNorm; `bn=False` asks for a plain MLP (`bincount.archs.bin_head`)
     learn = vision_learner(dls, info.timm, normalize=False, pretrained=False, cbs=cbs, **kwargs)
+    head = {k: kwargs[k] for k in HEAD_KWARGS if k in kwargs} | ({} if bn else {'bn': False})
+    set_head(learn.model, len(classes), **head)
     if src is not None:
         body = learn.model[0].model
         body.load_state_dict(match_state(load_state(src), body.state_dict(), src))
         learn.freeze()
     set_normalize(dls, info.mean, info.std)
     learn.bin_config = dict(arch=arch, timm=info.timm, classes=classes, mean=list(info.mean), std=list(info.std),
-                            head={k: kwargs[k] for k in HEAD_KWARGS if k in kwargs})
+                            head=head)
     return learn
 
 # %% ../nbs/08_learner.ipynb #53a67f03
@@ -161,7 +165,7 @@ def pooled_features(learn, # a learner from `bin_learner`
                    ) -> torch.Tensor:
     "The frozen body's pooled features of each photo and of its mirror image: [N, 2, n_features]."
     body, pool = learn.model[0].eval(), learn.model[1][:2]
-    assert isinstance(pool[0], AdaptiveConcatPool2d) and isinstance(pool[1], Flatten), "a head made by fastai's create_head"
+    assert isinstance(pool[0], (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d)) and isinstance(pool[1], Flatten), "a head made by `bin_head`"
     cfg, out = model_config(learn), []
     for i in progress_bar(range(0, len(items), bs), leave=False):
         x = torch.from_numpy(np.stack([preprocess(Image.open(image_path(data, b)), cfg) for b in items['id'].iloc[i:i+bs]]))
@@ -171,7 +175,8 @@ def pooled_features(learn, # a learner from `bin_learner`
 # %% ../nbs/08_learner.ipynb #e0aad728
 def _features_key(learn, data, items:pd.DataFrame) -> str:
     "A key that changes when the body's weights, the photo preparation, or any photo (path, size, time) does."
-    h = hashlib.sha256(json.dumps({k: v for k, v in model_config(learn).items() if k != 'head'}, sort_keys=True).encode())
+    cfg = {k: v for k, v in model_config(learn).items() if k != 'head'} | {'pool': type(learn.model[1][0]).__name__}
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     for v in learn.model[0].state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
     for b in items['id']:
         p = image_path(data, b).resolve()  # the photo itself, wherever a view of the dataset links it from

@@ -7,7 +7,7 @@ Docs: https://bincount.github.io/bincount/train.html.md"""
 # %% ../nbs/11_train.ipynb #77ed2406
 from __future__ import annotations
 import argparse, json, os, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -36,10 +36,13 @@ class Recipe:
     lr_rule: str # how lr_find's curve is read (`bincount.learner.SUGGESTIONS`)
     lr_range: tuple # the range lr_find's suggestion is kept in
     note: str # one line for the docs
+    head: dict = field(default_factory=dict) # the head's shape (`bincount.archs.bin_head`), unless given
+    label_smoothing: float = .1 # label smoothing of the loss, unless given
 
 # %% ../nbs/11_train.ipynb #d112b2f9
 RECIPES = {
-    'head': Recipe(10, 200, 'slide', (1e-3, 3e-2), "frozen pretrained body run once over the photos; fastai's head trained on its features"),
+    'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
+                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
     'fit': Recipe(5, 100, 'valley', (1e-4, 3e-2), "the whole network from random weights (no pretrained weights)"),
 }
@@ -78,7 +81,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 seed:int=42, # seed of the split and of training
                 recipe:str='auto', # 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': 'head' from pretrained weights, else 'fit'
                 freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
-                label_smoothing:float=.1, # label smoothing of the loss
+                label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
                 tta:bool=True, # predict with each photo and its mirror image
                 num_workers:int=0, # DataLoader worker processes
                 skip_bad:bool=False, # leave out missing or unreadable photos (reported) instead of stopping
@@ -101,7 +104,9 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         dls_kw = {k: kwargs.pop(k) for k in ('resize', 'aug') if k in kwargs}
         dls = bin_dls(data, bs=bs, size=size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
                       skip_bad=skip_bad, **dls_kw)
-        learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights, label_smoothing=label_smoothing, **kwargs)
+        rec = RECIPES[recipe]
+        learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights,
+                            label_smoothing=rec.label_smoothing if label_smoothing is None else label_smoothing, **{**rec.head, **kwargs})
         fit_learn = head_learner(learn, data, cache=cache) if recipe == 'head' else learn
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
         lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, RECIPES[recipe], lr_find_its, lr_rule, lr_range)
