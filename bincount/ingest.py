@@ -23,7 +23,7 @@ from .s3 import (DEFAULT_BUCKET, IMAGE_PREFIX, MAX_METADATA_BYTES, META_PREFIX, 
 
 # %% auto #0
 __all__ = ['MAX_MANIFEST_BYTES', 'parse_manifest', 'read_manifest', 'verify_jpeg', 'verify_metadata', 'FetchResult',
-           'merge_labels', 'fetch', 'fetch_cmd', 'upload', 'upload_cmd']
+           'merge_labels', 'fetch', 'fetch_cmd', 'dataset_files', 'upload', 'upload_cmd']
 
 # %% ../nbs/02_ingest.ipynb #4c455da4
 def _manifest_id(entry, where:str) -> str:
@@ -286,6 +286,15 @@ def fetch_cmd(out:str=None, # dataset directory to write: images/, metadata/, la
     return 1 if res.failed else 0
 
 # %% ../nbs/02_ingest.ipynb #c547caf4
+def dataset_files(data) -> list[Path]:
+    "The files of dataset `data`: its `labels.csv`, and the photo and (when there) the metadata of each bin it lists, through the links of a view."
+    files = [labels_path(data)]
+    for i in read_labels(data)['id']:
+        files.append(image_path(data, i))
+        if metadata_path(data, i).exists(): files.append(metadata_path(data, i))
+    return files
+
+# %% ../nbs/02_ingest.ipynb #e6186605
 def upload(data, # the dataset directory
            dest:str, # where to put it: s3://bucket/prefix
            s3=None, # an S3 client allowed to write (default: signed `s3_client`)
@@ -293,25 +302,28 @@ def upload(data, # the dataset directory
            retries:int=5, # retries per file (see `with_retries`)
            progress:bool=True # show a progress bar
           ) -> dict:
-    "Upload every file under `data` to `dest`, skipping objects already there with the same size; returns counts."
+    "Upload the dataset `data` (`dataset_files`) to `dest`, skipping objects already there with the same size; returns counts."
     data, (bucket, prefix) = Path(data), parse_s3_url(dest)
     if not data.is_dir(): raise BincountError(f"{data}: no such dataset directory")
     prefix = prefix.strip('/')
     s3 = s3 or s3_client(unsigned=False, workers=workers)
-    files = sorted(p for p in data.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(data).parts))
     key = lambda p: f"{prefix}/{p.relative_to(data).as_posix()}" if prefix else p.relative_to(data).as_posix()
+    files, failed = [], {}
+    for p in dataset_files(data):
+        if p.is_file(): files.append(p)
+        else: failed[key(p)] = "missing photo"
     check_bucket(s3, bucket)
     there = {o['Key']: o['Size'] for o in list_objects(s3, bucket, f"{prefix}/" if prefix else '')}
     todo = [p for p in files if p.suffix == '.csv' or there.get(key(p)) != p.stat().st_size]
-    failed = {}
     def put(p): with_retries(lambda: s3.put_object(Bucket=bucket, Key=key(p), Body=p.read_bytes()), retries=retries)
+    missing = len(failed)
     with ThreadPoolExecutor(workers) as ex, tqdm(total=len(todo), desc='upload', unit=' files', disable=not progress, file=sys.stderr) as pbar:
         futs = {ex.submit(put, p): p for p in todo}
         for f in futs:
             try: f.result()
             except Exception as e: failed[key(futs[f])] = error_text(e)
             pbar.update()
-    return {'uploaded': len(todo) - len(failed), 'skipped': len(files) - len(todo), 'failed': failed}
+    return {'uploaded': len(todo) - (len(failed) - missing), 'skipped': len(files) - len(todo), 'failed': failed}
 
 # %% ../nbs/02_ingest.ipynb #86a51e4e
 def upload_cmd(data:str, # dataset directory (images/, metadata/, labels.csv)
