@@ -15,7 +15,7 @@ from .callbacks import metric_definitions
 from .train import hp_args, sm_hyperparameters, train_argv, train_options
 
 # %% auto #0
-__all__ = ['ENTRY_POINT', 'REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'job_estimator', 'launch_sagemaker',
+__all__ = ['ENTRY_POINT', 'REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'job_spec', 'launch_sagemaker',
            'launch_cmd']
 
 # %% ../nbs/16_launch.ipynb #b1045360
@@ -83,20 +83,20 @@ def run_local(data, # dataset directory (the training channel)
 
 # %% ../nbs/16_launch.ipynb #51f6c43c
 @contextlib.contextmanager
-def job_estimator(data:str, # s3:// prefix of the dataset (the 'training' channel)
+def job_spec(data:str, # s3:// prefix of the dataset (the 'training' channel)
                   role:str|None, # IAM role ARN the jobs run as (None only for a dry run)
                   hyperparameters:dict, # the jobs' hyperparameters (`sm_hyperparameters` of the `bincount train` options)
                   what:str='training job', # what is being created, for the error messages
                   region:str|None=None, bucket:str|None=None, dry_run:bool=False, # where, and whether only to print
-                  **kwargs, # passed to `sagemaker_sdk.pytorch_estimator` (instance type and count, max_run, debugger, ...)
+                  **kwargs, # passed to `sagemaker_sdk.training_job` (instance type and count, max_run, debugger, ...)
                  ):
-    "The SDK, a session and the estimator of SageMaker jobs that run `bincount train` on `data` (its source bundle in a temporary dir)."
+    "`bincount.sagemaker_sdk`, a session and the training job that runs `bincount train` on `data` (its source dir in a temporary dir)."
     from bincount import sagemaker_sdk as sm  # only the SageMaker path needs the SDK (the container does not have it)
     if not data.startswith('s3://'): raise BincountError(f"{data}: SageMaker reads data from S3: pass an s3:// prefix (or use --local)")
     if not role and not dry_run: raise BincountError(f"--role ARN is required to create a SageMaker {what}")
     sess = sm.sm_session(region, bucket, dry_run=dry_run)
     with tempfile.TemporaryDirectory() as d:
-        yield sm, sess, sm.pytorch_estimator(sess, build_source_dir(d), role or f"arn:aws:iam::{sm.DRY_RUN_ACCOUNT}:role/DRY-RUN",
+        yield sm, sess, sm.training_job(sess, build_source_dir(d), role or f"arn:aws:iam::{sm.DRY_RUN_ACCOUNT}:role/DRY-RUN",
                                              hyperparameters, metric_definitions(), **kwargs)
 
 # %% ../nbs/16_launch.ipynb #788bb1f1
@@ -107,21 +107,21 @@ def launch_sagemaker(data:str, # s3:// prefix of the dataset (the 'training' cha
                      instance_type:str='ml.g4dn.xlarge', instance_count:int=1, max_hours:float=2.0, # the job's resources
                      debugger:bool=False, profiler:bool=False, # SageMaker Debugger and Profiler
                      job_name:str|None=None, bucket:str|None=None, region:str|None=None, # names and places
-                     wait:bool=False, dry_run:bool=False, yes:bool=False, # follow the log; print the request only; do not ask
+                     wait:bool=False, dry_run:bool=False, yes:bool=False, # wait for the end; print the request only; do not ask
                     ) -> str|None:
     "Create a SageMaker training job that runs `bincount train` (after the cost ceiling and a question); its name, or None for a dry run."
     inputs = {'training': data, **({'test': test_data} if test_data else {})}
-    with job_estimator(data, role, hyperparameters, 'training job', region, bucket, dry_run, instance_type=instance_type,
-                       instance_count=instance_count, max_run=int(max_hours*3600), debugger=debugger, profiler=profiler) as (sm, sess, est):
+    with job_spec(data, role, hyperparameters, 'training job', region, bucket, dry_run, instance_type=instance_type,
+                       instance_count=instance_count, max_run=int(max_hours*3600), debugger=debugger, profiler=profiler) as (sm, sess, job):
         ceiling = sm.cost_ceiling(instance_type, instance_count, max_hours)
         if dry_run:
-            sm.start_training(est, inputs, job_name=job_name)
+            sm.start_training(job, inputs, job_name=job_name)
             print(json.dumps(sm.sent(sess, 'CreateTrainingJob'), indent=2))
             print(ceiling)
             return None
         sm.confirm(f"SageMaker training job: {instance_count} x {instance_type}, data {data}\n{ceiling}", yes)
-        name = sm.start_training(est, inputs, job_name=job_name, wait=wait)
-    print(f"training job {name} created; outputs under {est.output_path}/{name}/output/")
+        name = sm.start_training(job, inputs, job_name=job_name, wait=wait)
+    print(f"training job {name} created; outputs under {job.output_path}/{name}/output/")
     return name
 
 # %% ../nbs/16_launch.ipynb #749c6b57
@@ -138,7 +138,7 @@ def launch_cmd(data:Annotated[str, {'required': True}]=None, # dataset directory
                job_name:str|None=None, # job name (default: bincount-TIMESTAMP)
                bucket:str|None=None, # bucket for code and outputs (default: the SageMaker default bucket)
                region:str|None=None, # AWS region (default: the boto3 chain)
-               wait:bool=False, # wait for the job and stream its log
+               wait:bool=False, # wait for the job to end, printing its status as it changes
                dry_run:bool=False, # print the request, create nothing
                yes:bool=False, # do not ask before creating the job
                **train:dict, # any `bincount train` option (--arch, --epochs, --lr/--learning-rate, --bs/--batch-size, ...)

@@ -1,4 +1,4 @@
-"""Every call bincount makes to the SageMaker Python SDK, in one module: sessions, the PyTorch estimator, the tuner, Debugger rules, endpoints, and the cost check before anything is created.
+"""Every call bincount makes to SageMaker, in one module: sessions, training and tuning jobs, Debugger rules, endpoints, transform jobs, and the cost check before anything is created.
 
 Docs: https://bincount.github.io/bincount/sagemaker_sdk.html.md"""
 
@@ -6,34 +6,24 @@ Docs: https://bincount.github.io/bincount/sagemaker_sdk.html.md"""
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #84c11c77
 from __future__ import annotations
-import json, logging, os, sys, time
+import io, json, os, sys, tarfile, time
+from dataclasses import dataclass
+from pathlib import Path
 import boto3
 from botocore.awsrequest import AWSResponse
 from .core import BincountError, get_logger
 
-os.environ.setdefault('SAGEMAKER_SUPPRESS_V2_WARNING', '1')  # we pin v2 on purpose (see the module summary)
-logging.getLogger('sagemaker.config').setLevel(logging.WARNING)  # "Not applying SDK defaults" at every import
-_root = logging.getLogger()
-_root_state = (list(_root.handlers), _root.level)
-
-from sagemaker.session import Session
-from sagemaker import image_uris
-from sagemaker.pytorch import PyTorch, PyTorchModel
-from sagemaker.debugger import (Rule, ProfilerRule, rule_configs, DebuggerHookConfig, ProfilerConfig,
-                                CollectionConfig, TensorBoardOutputConfig)
-from sagemaker.tuner import HyperparameterTuner, ContinuousParameter, CategoricalParameter
-from sagemaker.predictor import Predictor
-from sagemaker.serializers import JSONSerializer
-from sagemaker.deserializers import JSONDeserializer
-import sagemaker.experiments._metrics  # noqa: F401  calls logging.basicConfig(INFO) when first imported (by fit): import it now...
-_root.handlers[:] = _root_state[0]; _root.setLevel(_root_state[1])  # ...and undo that, so importing us changes no logging
+from sagemaker.core.helper.session_helper import Session
+from sagemaker.core import image_uris
+from sagemaker.core.debugger import Rule, ProfilerRule, rule_configs, get_rule_container_image_uri
 
 # %% auto #0
 __all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'SERVING_ENV', 'TRANSFORM_DONE', 'training_image',
-           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'debugger_rules',
-           'pytorch_estimator', 'start_training', 'tuning_ranges', 'make_tuner', 'start_tuning', 'describe_tuning_job',
-           'serving_model', 'create_endpoint', 'delete_endpoint', 'upload', 's3_client', 'invoke_endpoint',
-           'transform_request', 'wait_for_transform', 'run_transform', 'describe_transform']
+           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'debugger_request',
+           'TrainingJob', 'training_job', 'upload_source', 'channels', 'unique_name', 'start_training', 'tuning_ranges',
+           'Tuner', 'make_tuner', 'start_tuning', 'describe_tuning_job', 'serving_model', 'wait_for_endpoint',
+           'create_endpoint', 'delete_endpoint', 'upload', 's3_client', 'invoke_endpoint', 'transform_request',
+           'wait_for_transform', 'run_transform', 'describe_transform']
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #9611a876
 FRAMEWORK_VERSION, PY_VERSION = '2.6.0', 'py312'
@@ -91,8 +81,8 @@ def confirm(summary:str, # what will be created, with its cost
 _SDK_CONFIG = {'SchemaVersion': '1.0', 'SageMaker': {'PythonSDK': {'Modules': {'TelemetryOptOut': True}}}}
 DRY_RUN_ACCOUNT = '000000000000'
 
-def _record(sess):
-    def handler(params, model, **kw): sess.bincount_requests.append((model.name, json.loads(json.dumps(params, default=str))))
+def _record(requests:list):
+    def handler(params, model, **kw): requests.append((model.name, json.loads(json.dumps(params, default=str))))
     return handler
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #6f3c92a0
@@ -114,13 +104,13 @@ def sm_session(region:str|None=None, # AWS region; default: the boto3 chain (AWS
     bs = boto3.Session(region_name=region or os.environ.get('AWS_REGION') or None)
     if not bs.region_name: raise BincountError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
     if dry_run: bs.events.register('before-call', _dry_response)
+    requests = []
+    for service in ('sagemaker', 'sagemaker-runtime'): bs.events.register(f'before-parameter-build.{service}', _record(requests))
     if bucket is None:
         account = DRY_RUN_ACCOUNT if dry_run else bs.client('sts').get_caller_identity()['Account']
         bucket = f"sagemaker-{bs.region_name}-{account}"
     sess = Session(boto_session=bs, default_bucket=bucket, sagemaker_config=_SDK_CONFIG)
-    sess.bincount_requests = []
-    sess.sagemaker_client.meta.events.register('before-parameter-build.sagemaker', _record(sess))
-    sess.bincount_dry_run = dry_run
+    sess.bincount_requests, sess.bincount_dry_run = requests, dry_run
     return sess
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #cc9d2f31
@@ -131,100 +121,168 @@ def sent(sess:Session, operation:str) -> dict:
     raise KeyError(f"no {operation} request was sent")
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #19c94475
-def debugger_rules(debugger:bool=False, # the built-in Debugger rules on losses and gradients
-                   profiler:bool=False, # the ProfilerReport rule
-                  ) -> list:
-    "SageMaker Debugger rules: loss not decreasing, overfit, vanishing gradient; the profiler report."
-    rules = []
-    if debugger: rules += [Rule.sagemaker(rule_configs.loss_not_decreasing()), Rule.sagemaker(rule_configs.overfit()),
-                           Rule.sagemaker(rule_configs.vanishing_gradient())]
-    if profiler: rules.append(ProfilerRule.sagemaker(rule_configs.ProfilerReport()))
-    return rules
+def _rule(config:dict, region:str) -> dict:
+    "A rule's request entry, with the region's rule container image."
+    return {**config, 'RuleEvaluatorImage': get_rule_container_image_uri(config['RuleConfigurationName'], region)}
 
-# %% ../nbs/15_sagemaker_sdk.ipynb #7efd46f4
-def _is_gpu(instance_type): return instance_type.split('.')[1][:1] in ('g', 'p') if instance_type.count('.') == 2 else False
+def debugger_request(output_path:str, # the job's s3:// output prefix
+                     region:str, # the job's region (the rule images are regional)
+                     debugger:bool=False, # the Debugger hook and rules on losses and gradients
+                     profiler:bool=False, # the Profiler config and the ProfilerReport rule
+                    ) -> dict:
+    "The Debugger and Profiler fields of a `CreateTrainingJob` request: loss not decreasing, overfit, vanishing gradient; the profiler report."
+    req = {}
+    if debugger:
+        rules = [Rule.sagemaker(rule_configs.loss_not_decreasing()), Rule.sagemaker(rule_configs.overfit()), Rule.sagemaker(rule_configs.vanishing_gradient())]
+        req['DebugHookConfig'] = {'S3OutputPath': f"{output_path}/debug", 'CollectionConfigurations': [
+            {'CollectionName': 'losses', 'CollectionParameters': {'save_interval': '10'}},
+            {'CollectionName': 'gradients', 'CollectionParameters': {'save_interval': '50'}}]}
+        req['DebugRuleConfigurations'] = [_rule(r.to_debugger_rule_config_dict(), region) for r in rules]
+    if profiler:
+        req['ProfilerConfig'] = {'S3OutputPath': f"{output_path}/profiler", 'ProfilingIntervalInMilliseconds': 500}
+        req['ProfilerRuleConfigurations'] = [_rule(ProfilerRule.sagemaker(rule_configs.ProfilerReport()).to_profiler_rule_config_dict(), region)]
+    else: req['ProfilerConfig'] = {'DisableProfiler': True}
+    return req
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #72bdad6f
-def pytorch_estimator(sess:Session, # from `sm_session`
-                      source_dir, # directory with the entry point, the package and requirements.txt
-                      role:str, # IAM role ARN the job runs as
-                      hyperparameters:dict, # passed to the entry point as --name value
-                      metric_definitions:list, # [{'Name', 'Regex'}] matched against the job's log
-                      instance_type:str='ml.g4dn.xlarge', # training instance type
-                      instance_count:int=1, # >1 turns on torch_distributed
-                      max_run:int=3600, # seconds before SageMaker stops the job
-                      output_path:str|None=None, # s3:// prefix for model.tar.gz and output.tar.gz
-                      debugger:bool=False, # Debugger hook + rules
-                      profiler:bool=False, # Profiler config + ProfilerReport rule
-                      entry_point:str='train_entry.py', # script inside source_dir
-                      base_job_name:str='bincount', # job name prefix
-                     ) -> PyTorch:
-    "The SDK's PyTorch estimator for the bincount entry point."
+def _is_gpu(instance_type): return instance_type.split('.')[1][:1] in ('g', 'p') if instance_type.count('.') == 2 else False
+
+@dataclass
+class TrainingJob:
+    "A training job to create: its request without name, channels and source bundle (`start_training` adds them), and its source dir."
+    sess: Session # from `sm_session`
+    source_dir: Path # the entry point, the package and requirements.txt
+    request: dict # the `CreateTrainingJob` fields every job of this kind shares
+    output_path: str # s3:// prefix of the jobs' outputs
+    base_job_name: str = 'bincount' # job name prefix
+
+# %% ../nbs/15_sagemaker_sdk.ipynb #fbd5f448
+def training_job(sess:Session, # from `sm_session`
+                 source_dir, # directory with the entry point, the package and requirements.txt
+                 role:str, # IAM role ARN the job runs as
+                 hyperparameters:dict, # passed to the entry point as --name value
+                 metric_definitions:list, # [{'Name', 'Regex'}] matched against the job's log
+                 instance_type:str='ml.g4dn.xlarge', # training instance type
+                 instance_count:int=1, # >1 turns on torch_distributed
+                 max_run:int=3600, # seconds before SageMaker stops the job
+                 output_path:str|None=None, # s3:// prefix for model.tar.gz and output.tar.gz
+                 debugger:bool=False, # Debugger hook + rules
+                 profiler:bool=False, # Profiler config + ProfilerReport rule
+                 entry_point:str='train_entry.py', # script inside source_dir
+                 base_job_name:str='bincount', # job name prefix
+                ) -> TrainingJob:
+    "A PyTorch training job of the bincount entry point: image, hyperparameters, metrics, resources, outputs, Debugger and Profiler."
     if instance_count > 1 and not _is_gpu(instance_type):
         raise BincountError(f"--instance-count {instance_count} uses torch_distributed, which SageMaker allows on GPU "
                             f"instances only (ml.g*/ml.p*), not {instance_type}")
-    output_path = output_path or f"s3://{sess.default_bucket()}/bincount/jobs"
-    kw = dict(debugger_hook_config=False)
-    if debugger:
-        kw['debugger_hook_config'] = DebuggerHookConfig(s3_output_path=f"{output_path}/debug", collection_configs=[
-            CollectionConfig('losses', parameters={'save_interval': '10'}),
-            CollectionConfig('gradients', parameters={'save_interval': '50'})])
-    if profiler: kw['profiler_config'] = ProfilerConfig(system_monitor_interval_millis=500, s3_output_path=f"{output_path}/profiler")
-    else: kw['disable_profiler'] = True
-    rules = debugger_rules(debugger, profiler)
-    if rules: kw['rules'] = rules
-    if instance_count > 1: kw['distribution'] = {'torch_distributed': {'enabled': True}}
-    return PyTorch(entry_point=entry_point, source_dir=str(source_dir), role=role, framework_version=FRAMEWORK_VERSION,
-                   py_version=PY_VERSION, instance_type=instance_type, instance_count=instance_count,
-                   hyperparameters=hyperparameters, metric_definitions=metric_definitions, max_run=max_run,
-                   output_path=output_path, base_job_name=base_job_name, sagemaker_session=sess,
-                   tensorboard_output_config=TensorBoardOutputConfig(f"{output_path}/tensorboard",
-                                                                     '/opt/ml/output/data/tensorboard'), **kw)
+    region, output_path = sess.boto_region_name, output_path or f"s3://{sess.default_bucket()}/bincount/jobs"
+    hps = {k: json.dumps(v) for k, v in hyperparameters.items()}  # JSON, as the container's toolkit reads them back
+    hps.update(sagemaker_program=json.dumps(entry_point), sagemaker_container_log_level='20', sagemaker_region=json.dumps(region))
+    if instance_count > 1: hps['sagemaker_torch_distributed_enabled'] = 'true'
+    request = {'AlgorithmSpecification': {'TrainingImage': training_image(instance_type, region), 'TrainingInputMode': 'File',
+                                          'MetricDefinitions': metric_definitions},
+               'RoleArn': role, 'HyperParameters': hps, 'OutputDataConfig': {'S3OutputPath': output_path},
+               'ResourceConfig': {'InstanceType': instance_type, 'InstanceCount': instance_count, 'VolumeSizeInGB': 30},
+               'StoppingCondition': {'MaxRuntimeInSeconds': max_run},
+               'TensorBoardOutputConfig': {'S3OutputPath': f"{output_path}/tensorboard", 'LocalPath': '/opt/ml/output/data/tensorboard'},
+               **debugger_request(output_path, region, debugger, profiler)}
+    return TrainingJob(sess, Path(source_dir), request, output_path, base_job_name)
 
-# %% ../nbs/15_sagemaker_sdk.ipynb #fbd5f448
-def start_training(est:PyTorch, # from `pytorch_estimator`
+# %% ../nbs/15_sagemaker_sdk.ipynb #a3737285
+def upload_source(sess:Session, # from `sm_session`
+                  source_dir, # the directory to bundle
+                  key_prefix:str, # where in the session's bucket
+                 ) -> str:
+    "Bundle `source_dir` as `sourcedir.tar.gz` (what the container unpacks and runs) in the session's bucket; its s3:// URI."
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:gz') as t:
+        for f in sorted(Path(source_dir).rglob('*')):
+            if f.is_file(): t.add(f, arcname=f.relative_to(source_dir).as_posix())
+    bucket, key = sess.default_bucket(), f"{key_prefix}/sourcedir.tar.gz"
+    sess.boto_session.client('s3').put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    return f"s3://{bucket}/{key}"
+
+def channels(inputs:dict) -> list:
+    "The `InputDataConfig` of `inputs` (channel name -> s3:// prefix)."
+    return [{'ChannelName': k, 'DataSource': {'S3DataSource': {'S3DataType': 'S3Prefix', 'S3Uri': v, 'S3DataDistributionType': 'FullyReplicated'}}}
+            for k, v in inputs.items()]
+
+def unique_name(base:str, max_len:int=63) -> str:
+    "A job name: `base`, the UTC time and milliseconds."
+    t = time.time()
+    return f"{base[:max_len - 24]}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime(t))}-{int(t*1000) % 1000:03d}"
+
+# %% ../nbs/15_sagemaker_sdk.ipynb #4d6aa0e6
+def start_training(job:TrainingJob, # from `training_job`
                    inputs:dict, # channel name -> s3:// URI
                    job_name:str|None=None, # default: base name + timestamp
-                   wait:bool=False, # block and stream the job's log
+                   wait:bool=False, # block until the job ends, printing its status as it changes
+                   poll:float=30, # seconds between status checks while waiting
                   ) -> str:
-    "Create the training job (uploading the source dir first); return its name."
-    est.fit(inputs, job_name=job_name, wait=wait, logs='All' if wait else 'None')
-    return est.latest_training_job.name
+    "Create the training job (uploading the source bundle first); return its name."
+    name = job_name or unique_name(job.base_job_name)
+    source = upload_source(job.sess, job.source_dir, f"{name}/source")
+    req = {**job.request, 'TrainingJobName': name, 'InputDataConfig': channels(inputs),
+           'HyperParameters': {**job.request['HyperParameters'], 'sagemaker_submit_directory': json.dumps(source), 'sagemaker_job_name': json.dumps(name)}}
+    job.sess.sagemaker_client.create_training_job(**req)
+    if wait and not job.sess.bincount_dry_run:
+        seen = None
+        while (d := job.sess.sagemaker_client.describe_training_job(TrainingJobName=name))['TrainingJobStatus'] in ('InProgress', 'Stopping'):
+            if (now := (d['TrainingJobStatus'], d.get('SecondaryStatus'))) != seen: print(f"{name}: {' / '.join(filter(None, now))}", flush=True); seen = now
+            time.sleep(poll)
+        print(f"{name}: {d['TrainingJobStatus']}{': ' + d['FailureReason'] if d.get('FailureReason') else ''}", flush=True)
+    return name
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #659572c3
 def tuning_ranges(lr:tuple=(0.001, 0.1), # learning rate bounds, searched on a log scale
                   batch_sizes:list=(32, 64, 128), # batch sizes to try
                  ) -> dict:
-    "The tuner's search space: `learning-rate` (logarithmic) and `batch-size` (categorical)."
-    return {'learning-rate': ContinuousParameter(lr[0], lr[1], scaling_type='Logarithmic'),
-            'batch-size': CategoricalParameter(list(batch_sizes))}
+    "The tuner's search space (`ParameterRanges`): `learning-rate` (logarithmic) and `batch-size` (categorical)."
+    return {'ContinuousParameterRanges': [{'Name': 'learning-rate', 'MinValue': str(lr[0]), 'MaxValue': str(lr[1]), 'ScalingType': 'Logarithmic'}],
+            'CategoricalParameterRanges': [{'Name': 'batch-size', 'Values': [str(b) for b in batch_sizes]}], 'IntegerParameterRanges': []}
+
+@dataclass
+class Tuner:
+    "A tuning job to create: the training job its trials run, and its `HyperParameterTuningJobConfig`."
+    job: TrainingJob
+    config: dict
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #8fbde5f5
-def make_tuner(est:PyTorch, # from `pytorch_estimator`
+def make_tuner(job:TrainingJob, # from `training_job`
                metric_definitions:list, # [{'Name', 'Regex'}], must include the objective
                objective:str='valid_accuracy', # metric to optimise
                objective_type:str='Maximize', # 'Maximize' or 'Minimize'
                max_jobs:int=8, # training jobs in total
                max_parallel_jobs:int=2, # training jobs at once
                strategy:str='Bayesian', # 'Bayesian' or 'Random'
-               ranges:dict|None=None, # hyperparameter ranges; default `tuning_ranges()`
-              ) -> HyperparameterTuner:
-    "The SDK's HyperparameterTuner over learning rate and batch size."
+               ranges:dict|None=None, # `ParameterRanges`; default `tuning_ranges()`
+              ) -> Tuner:
+    "A tuning job over learning rate and batch size of `job`."
     if objective not in [m['Name'] for m in metric_definitions]:
         raise BincountError(f"objective {objective!r} is not one of the logged metrics {[m['Name'] for m in metric_definitions]}")
     if strategy not in ('Bayesian', 'Random'): raise BincountError(f"strategy must be Bayesian or Random, not {strategy!r}")
-    return HyperparameterTuner(est, objective, ranges or tuning_ranges(), metric_definitions=metric_definitions,
-                               objective_type=objective_type, strategy=strategy, max_jobs=max_jobs,
-                               max_parallel_jobs=max_parallel_jobs, base_tuning_job_name='bincount-tune')
+    return Tuner(job, {'Strategy': strategy, 'HyperParameterTuningJobObjective': {'Type': objective_type, 'MetricName': objective},
+                       'ResourceLimits': {'MaxNumberOfTrainingJobs': max_jobs, 'MaxParallelTrainingJobs': max_parallel_jobs},
+                       'ParameterRanges': ranges or tuning_ranges(), 'TrainingJobEarlyStoppingType': 'Off'})
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #e15f5c88
-def start_tuning(tuner:HyperparameterTuner, # from `make_tuner`
+def start_tuning(tuner:Tuner, # from `make_tuner`
                  inputs:dict, # channel name -> s3:// URI
-                 job_name:str|None=None, # default: base name + timestamp
+                 job_name:str|None=None, # default: bincount-tune- and the UTC time (32 characters at most)
                 ) -> str:
-    "Create the tuning job; return its name."
-    tuner.fit(inputs, job_name=job_name, wait=False)
-    return tuner.latest_tuning_job.name
+    "Create the tuning job (uploading the source bundle first); return its name."
+    name = job_name or f"bincount-tune-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}"
+    job, r = tuner.job, tuner.job.request
+    tuned = {p['Name'] for v in tuner.config['ParameterRanges'].values() for p in v}
+    source = upload_source(job.sess, job.source_dir, f"{name}/source")
+    static = {k: v for k, v in r['HyperParameters'].items() if k not in tuned} | {'sagemaker_submit_directory': json.dumps(source)}
+    static.pop('sagemaker_torch_distributed_enabled', None) if r['ResourceConfig']['InstanceCount'] == 1 else None
+    definition = {'StaticHyperParameters': static, 'AlgorithmSpecification': r['AlgorithmSpecification'], 'RoleArn': r['RoleArn'],
+                  'InputDataConfig': channels(inputs), 'OutputDataConfig': r['OutputDataConfig'], 'ResourceConfig': r['ResourceConfig'],
+                  'StoppingCondition': r['StoppingCondition']}
+    job.sess.sagemaker_client.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=name, HyperParameterTuningJobConfig=tuner.config,
+                                                                TrainingJobDefinition=definition)
+    return name
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #06f4a589
 def describe_tuning_job(sess:Session, # from `sm_session`
@@ -248,11 +306,21 @@ def serving_model(sess:Session, # from `sm_session`
                   env:dict|None=None, # more environment variables for the serving container
                  ) -> dict:
     "Create a SageMaker model of the archive on the PyTorch inference container, with bincount's handler; return its container."
-    model = PyTorchModel(model_data=model_data, role=role, framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
-                         sagemaker_session=sess, env={**SERVING_ENV, **(env or {})}, name=model_name)
-    container = model.prepare_container_def(instance_type=instance_type)
-    sess.create_model(model_name, role, container)
+    region = sess.boto_region_name
+    container = {'Image': serving_image(instance_type, region), 'ModelDataUrl': model_data,
+                 'Environment': {'SAGEMAKER_CONTAINER_LOG_LEVEL': '20', 'SAGEMAKER_REGION': region, **SERVING_ENV, **(env or {})}}
+    sess.sagemaker_client.create_model(ModelName=model_name, ExecutionRoleArn=role, PrimaryContainer=container)
     return container
+
+def wait_for_endpoint(sess:Session, # from `sm_session`
+                      endpoint_name:str, # the endpoint
+                      poll:float=30, # seconds between status checks
+                     ) -> dict:
+    "Wait until the endpoint is in service and return its description; a `BincountError` with AWS's reason if it fails."
+    while (desc := sess.sagemaker_client.describe_endpoint(EndpointName=endpoint_name))['EndpointStatus'] in ('Creating', 'Updating'): time.sleep(poll)
+    if desc['EndpointStatus'] != 'InService':
+        raise BincountError(f"endpoint {endpoint_name} is {desc['EndpointStatus']}: {desc.get('FailureReason', 'no reason given')}")
+    return desc
 
 def create_endpoint(sess:Session, # from `sm_session`
                     model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
@@ -267,12 +335,14 @@ def create_endpoint(sess:Session, # from `sm_session`
     "Create model, endpoint config and endpoint; on any failure delete what was created and re-raise."
     stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
     model_name = config_name = f"{endpoint_name[:47]}-{stamp}"
-    created = []
+    sm, created = sess.sagemaker_client, []
     try:
         container = serving_model(sess, model_data, role, model_name, instance_type, env); created.append(('model', model_name))
-        sess.create_endpoint_config(config_name, model_name, instance_count, instance_type); created.append(('config', config_name))
-        sess.create_endpoint(endpoint_name, config_name, wait=False); created.append(('endpoint', endpoint_name))
-        desc = sess.wait_for_endpoint(endpoint_name, poll=poll) if wait and not sess.bincount_dry_run else {}
+        sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{'VariantName': 'AllTraffic', 'ModelName': model_name,
+                                  'InitialInstanceCount': instance_count, 'InstanceType': instance_type, 'InitialVariantWeight': 1.0}])
+        created.append(('config', config_name))
+        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name); created.append(('endpoint', endpoint_name))
+        desc = wait_for_endpoint(sess, endpoint_name, poll) if wait and not sess.bincount_dry_run else {}
     except BaseException:
         _delete(sess, created)
         raise
@@ -284,7 +354,9 @@ def _delete(sess, created):
     log = get_logger('bincount.deploy')
     for kind, name in reversed(created):
         try:
-            {'endpoint': sess.delete_endpoint, 'config': sess.delete_endpoint_config, 'model': sess.delete_model}[kind](name)
+            sm = sess.sagemaker_client
+            {'endpoint': lambda n: sm.delete_endpoint(EndpointName=n), 'config': lambda n: sm.delete_endpoint_config(EndpointConfigName=n),
+             'model': lambda n: sm.delete_model(ModelName=n)}[kind](name)
             log.info("deleted %s %s", kind, name)
         except Exception as e: log.warning("could not delete %s %s: %s", kind, name, e)
 
@@ -307,7 +379,9 @@ def upload(sess:Session, # from `sm_session`
            key_prefix:str, # S3 key prefix under the session's default bucket
           ) -> str:
     "Upload a file to the session's bucket; return its s3:// URI."
-    return sess.upload_data(str(path), key_prefix=key_prefix)
+    bucket, key = sess.default_bucket(), f"{key_prefix}/{Path(path).name}"
+    sess.boto_session.client('s3').upload_file(str(path), bucket, key)
+    return f"s3://{bucket}/{key}"
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #518eea3f
 def s3_client(sess:Session):
@@ -320,8 +394,9 @@ def invoke_endpoint(sess:Session, # from `sm_session`
                     payload, # JSON-serialisable request body
                    ):
     "Send `payload` as JSON to the endpoint and return the decoded JSON answer."
-    return Predictor(endpoint_name, sagemaker_session=sess, serializer=JSONSerializer(),
-                     deserializer=JSONDeserializer()).predict(payload)
+    r = sess.boto_session.client('sagemaker-runtime').invoke_endpoint(EndpointName=endpoint_name, Body=json.dumps(payload),
+                                                                       ContentType='application/json', Accept='application/json')
+    return json.loads(r['Body'].read())
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #d3d588d6
 def transform_request(job_name:str, # the transform job's name

@@ -13,7 +13,7 @@ import pandas as pd
 from .core import BincountError
 from .callbacks import METRICS, metric_definitions, parse_metrics
 from .train import SM_NAMES, hp_args, sm_hyperparameters, train_argv, train_options
-from .launch import job_estimator, run_local
+from .launch import job_spec, run_local
 
 # %% auto #0
 __all__ = ['TUNED', 'objective_type', 'final_metrics', 'sample_trials', 'run_trials', 'best_trial', 'plot_trials', 'best_command',
@@ -137,9 +137,9 @@ def tune_sagemaker(data:str, # s3:// prefix of the dataset
                    dry_run:bool=False, yes:bool=False, # print the request only; do not ask first
                   ) -> str|None:
     "Create a SageMaker tuning job over `bincount train` (after the cost ceiling and a question); its name, or None for a dry run."
-    with job_estimator(data, role, static, 'tuning job', region, bucket, dry_run, instance_type=instance_type,
-                       instance_count=instance_count, max_run=int(max_hours*3600)) as (sm, sess, est):
-        tuner = sm.make_tuner(est, metric_definitions(), objective, objective_type(objective), max_jobs, max_parallel_jobs, strategy,
+    with job_spec(data, role, static, 'tuning job', region, bucket, dry_run, instance_type=instance_type,
+                       instance_count=instance_count, max_run=int(max_hours*3600)) as (sm, sess, job):
+        tuner = sm.make_tuner(job, metric_definitions(), objective, objective_type(objective), max_jobs, max_parallel_jobs, strategy,
                               sm.tuning_ranges(lr, batch_sizes))
         ceiling = sm.cost_ceiling(instance_type, instance_count, max_hours, jobs=max_jobs)
         if dry_run:
