@@ -276,7 +276,6 @@ def start_tuning(tuner:Tuner, # from `make_tuner`
     tuned = {p['Name'] for v in tuner.config['ParameterRanges'].values() for p in v}
     source = upload_source(job.sess, job.source_dir, f"{name}/source")
     static = {k: v for k, v in r['HyperParameters'].items() if k not in tuned} | {'sagemaker_submit_directory': json.dumps(source)}
-    static.pop('sagemaker_torch_distributed_enabled', None) if r['ResourceConfig']['InstanceCount'] == 1 else None
     definition = {'StaticHyperParameters': static, 'AlgorithmSpecification': r['AlgorithmSpecification'], 'RoleArn': r['RoleArn'],
                   'InputDataConfig': channels(inputs), 'OutputDataConfig': r['OutputDataConfig'], 'ResourceConfig': r['ResourceConfig'],
                   'StoppingCondition': r['StoppingCondition']}
