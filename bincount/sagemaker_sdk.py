@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from .core import BincountError, get_logger
 
 from sagemaker.core.helper.session_helper import Session
@@ -19,11 +20,11 @@ from sagemaker.core.debugger import Rule, ProfilerRule, rule_configs, get_rule_c
 
 # %% auto #0
 __all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'SERVING_ENV', 'TRANSFORM_DONE', 'training_image',
-           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'debugger_request',
-           'TrainingJob', 'training_job', 'upload_source', 'channels', 'unique_name', 'start_training', 'tuning_ranges',
-           'Tuner', 'make_tuner', 'start_tuning', 'describe_tuning_job', 'serving_model', 'wait_for_endpoint',
-           'create_endpoint', 'delete_endpoint', 'upload', 's3_client', 'invoke_endpoint', 'transform_request',
-           'wait_for_transform', 'run_transform', 'describe_transform']
+           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'described',
+           'debugger_request', 'TrainingJob', 'training_job', 'upload_source', 'channels', 'unique_name',
+           'start_training', 'tuning_ranges', 'Tuner', 'make_tuner', 'start_tuning', 'describe_tuning_job',
+           'serving_model', 'wait_for_endpoint', 'create_endpoint', 'delete_endpoint', 'upload', 's3_client',
+           'invoke_endpoint', 'transform_request', 'wait_for_transform', 'run_transform', 'describe_transform']
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #9611a876
 FRAMEWORK_VERSION, PY_VERSION = '2.6.0', 'py312'
@@ -119,6 +120,15 @@ def sent(sess:Session, operation:str) -> dict:
     for op, params in reversed(sess.bincount_requests):
         if op == operation: return params
     raise KeyError(f"no {operation} request was sent")
+
+def described(what:str, # what is described, for the message, e.g. 'tuning job'
+              name:str, # its name
+              describe, # the client's Describe call, e.g. `sess.sagemaker_client.describe_transform_job`
+              **kwargs, # its parameters
+             ) -> dict:
+    "The answer of a Describe call; a `BincountError` naming `what` and `name` with AWS's message when it fails (e.g. no such job)."
+    try: return describe(**kwargs)
+    except ClientError as e: raise BincountError(f"{what} {name!r}: {e.response['Error'].get('Message', e)}") from None
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #19c94475
 def _rule(config:dict, region:str) -> dict:
@@ -288,9 +298,7 @@ def describe_tuning_job(sess:Session, # from `sm_session`
                         job_name:str, # the tuning job
                        ) -> dict:
     "The description of tuning job `job_name` (status, best training job, static hyperparameters)."
-    sm = sess.sagemaker_client
-    try: return sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
-    except sm.exceptions.ClientError as e: raise BincountError(f"tuning job {job_name!r}: {e.response['Error'].get('Message', e)}") from None
+    return described('tuning job', job_name, sess.sagemaker_client.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=job_name)
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #e6918dff
 # One model-server worker: each ONNX Runtime session already uses every core, and TorchServe would start one per vCPU.
@@ -365,8 +373,7 @@ def delete_endpoint(sess:Session, # from `sm_session`
                    ) -> list:
     "Delete an endpoint, its endpoint config and the models it serves; return what was deleted."
     sm = sess.sagemaker_client
-    try: config_name = sm.describe_endpoint(EndpointName=endpoint_name)['EndpointConfigName']
-    except sm.exceptions.ClientError as e: raise BincountError(f"endpoint {endpoint_name!r}: {e.response['Error'].get('Message', e)}") from None
+    config_name = described('endpoint', endpoint_name, sm.describe_endpoint, EndpointName=endpoint_name)['EndpointConfigName']
     models = [v['ModelName'] for v in sm.describe_endpoint_config(EndpointConfigName=config_name)['ProductionVariants']]
     created = [('model', m) for m in models] + [('config', config_name), ('endpoint', endpoint_name)]
     _delete(sess, created)
@@ -462,6 +469,4 @@ def describe_transform(sess:Session, # from `sm_session`
                        job_name:str, # the transform job
                       ) -> dict:
     "The description of transform job `job_name` (status, output path, failure reason)."
-    sm = sess.sagemaker_client
-    try: return sm.describe_transform_job(TransformJobName=job_name)
-    except sm.exceptions.ClientError as e: raise BincountError(f"transform job {job_name!r}: {e.response['Error'].get('Message', e)}") from None
+    return described('transform job', job_name, sess.sagemaker_client.describe_transform_job, TransformJobName=job_name)
