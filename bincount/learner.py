@@ -1,4 +1,4 @@
-"""A fastai learner over the count classes with offline ImageNet weights and one normalisation; the robust learning-rate finder; the frozen body's features cached once for the head; and the model directory it exports.
+"""A fastai learner over the count classes with offline ImageNet weights and one normalisation; the robust learning-rate finder; the frozen part of the network run once and cached for the part that trains; and the model directory it exports.
 
 Docs: https://bincount.github.io/bincount/learner.html.md"""
 
@@ -24,6 +24,7 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.callback.schedule import minimum, slide, steep, valley
 from fastai.optimizer import OptimWrapper
 from fastai.learner import Learner
+from fastai.torch_core import params, trainable_params
 from fastai.data.core import DataLoaders
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastprogress.fastprogress import progress_bar
@@ -31,11 +32,12 @@ import bincount
 from .core import BincountError, atomic_write_bytes, atomic_write_text, cache_dir, get_logger, image_path
 from .explore import save_fig
 from .handler import preprocess
-from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head
+from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head, split_body
 
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'set_normalize', 'bin_learner', 'dls_resize', 'model_config',
-           'export_model', 'find_lr', 'pooled_features', 'cached_features', 'FlipFeatures', 'head_learner']
+           'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features', 'FlipFeatures',
+           'part_learner']
 
 # %% ../nbs/08_learner.ipynb #af9d0889
 def count_metrics(classes:list[int], # the count of each class, in the order of the model's outputs
@@ -158,26 +160,38 @@ def find_lr(learn, # a fastai `Learner`
     return lr
 
 # %% ../nbs/08_learner.ipynb #a99fb08d
-def pooled_features(learn, # a learner from `bin_learner`
-                    data, # its dataset directory
-                    items:pd.DataFrame, # rows (`id`) to describe
-                    bs:int=32, # photos per forward pass
-                   ) -> torch.Tensor:
-    "The frozen body's pooled features of each photo and of its mirror image: [N, 2, n_features]."
-    body, pool = learn.model[0].eval(), learn.model[1][:2]
-    assert isinstance(pool[0], (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d)) and isinstance(pool[1], Flatten), "a head made by `bin_head`"
+def trained_part(learn, # a learner from `bin_learner` with a pretrained (frozen) body
+                 frozen_blocks:int|None=None, # None: train the head alone; else the body's blocks after these too
+                ) -> tuple[nn.Module, nn.Module]:
+    "`learn.model` cut where training starts: the frozen front, run once per photo, and the part trained on what it gives."
+    body, head = learn.model[0], learn.model[1]
+    assert isinstance(head[0], (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d)) and isinstance(head[1], Flatten), "a head made by `bin_head`"
+    if frozen_blocks is None: return nn.Sequential(body, *head[:2]), head[2:]
+    front, tail = split_body(body.model, frozen_blocks)
+    return front, nn.Sequential(tail, head)
+
+# %% ../nbs/08_learner.ipynb #15c82fec
+def front_features(front:nn.Module, # the frozen front of `learn.model`, from `trained_part`
+                   learn, # the learner it belongs to (how photos are prepared)
+                   data, # its dataset directory
+                   items:pd.DataFrame, # rows (`id`) to describe
+                   bs:int=32, # photos per forward pass
+                  ) -> torch.Tensor:
+    "What the frozen front makes of each photo and of its mirror image: [N, 2, ...] (feature maps kept in half precision)."
     cfg, out = model_config(learn), []
+    front.eval()
     for i in progress_bar(range(0, len(items), bs), leave=False):
         x = torch.from_numpy(np.stack([preprocess(Image.open(image_path(data, b)), cfg) for b in items['id'].iloc[i:i+bs]]))
-        with torch.inference_mode(): out.append(torch.stack([pool(body(x)), pool(body(x.flip(-1)))], 1))
+        with torch.inference_mode(): f = torch.stack([front(x), front(x.flip(-1))], 1)
+        out.append(f.half() if f.ndim > 3 else f)  # maps are big: half the memory, and as precise as the training needs
     return torch.cat(out) if out else torch.zeros(0, 2, 0)
 
 # %% ../nbs/08_learner.ipynb #e0aad728
-def _features_key(learn, data, items:pd.DataFrame) -> str:
-    "A key that changes when the body's weights, the photo preparation, or any photo (path, size, time) does."
-    cfg = {k: v for k, v in model_config(learn).items() if k != 'head'} | {'pool': type(learn.model[1][0]).__name__}
+def _features_key(front:nn.Module, learn, data, items:pd.DataFrame) -> str:
+    "A key that changes when the front (its layers or weights), the photo preparation, or any photo (path, size, time) does."
+    cfg = {k: v for k, v in model_config(learn).items() if k != 'head'} | {'front': repr(front)}
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
-    for v in learn.model[0].state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for v in front.state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
     for b in items['id']:
         p = image_path(data, b).resolve()  # the photo itself, wherever a view of the dataset links it from
         st = p.stat()
@@ -185,44 +199,57 @@ def _features_key(learn, data, items:pd.DataFrame) -> str:
     return h.hexdigest()[:32]
 
 # %% ../nbs/08_learner.ipynb #3a490383
-def cached_features(learn, # a learner from `bin_learner` with a pretrained (frozen) body
+def cached_features(front:nn.Module, # the frozen front of `learn.model`, from `trained_part`
+                    learn, # the learner it belongs to
                     data, # its dataset directory
                     items:pd.DataFrame, # rows (`id`) to describe
                     bs:int=32, # photos per forward pass
                     cache:bool=True, # keep the features in `cache_dir()/features` and reuse them
                    ) -> torch.Tensor:
-    "`pooled_features`, computed once per set of photos and body (shared across processes under torchrun), then cached."
-    path = cache_dir()/'features'/f"{_features_key(learn, data, items)}.safetensors" if cache else None
+    "`front_features`, computed once per set of photos and front (shared across processes under torchrun), then cached."
+    path = cache_dir()/'features'/f"{_features_key(front, learn, data, items)}.safetensors" if cache else None
     if path is not None and path.exists():
         try: return load_tensors(path.read_bytes())['features']
         except Exception: path.unlink(missing_ok=True)  # a damaged cache file: compute again
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    feats = pooled_features(learn, data, items.iloc[rank::world], bs)
+    feats = front_features(front, learn, data, items.iloc[rank::world], bs)
     if world > 1:  # each process described every world-th photo: gather them all, in order
         parts = [None]*world
         dist.all_gather_object(parts, feats)
-        feats = torch.zeros(len(items), *parts[0].shape[1:])
+        feats = torch.zeros(len(items), *parts[0].shape[1:], dtype=parts[0].dtype)
         for r, p in enumerate(parts): feats[r::world] = p
     if path is not None and rank == 0: atomic_write_bytes(path, save({'features': feats.contiguous()}))
     return feats
 
 # %% ../nbs/08_learner.ipynb #3a0f63f5
 class FlipFeatures(torch.utils.data.Dataset):
-    "Pooled features with their class; in training, each draw takes the photo's or its mirror image's at random."
-    def __init__(self, feats, y, flip:bool): self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
+    "Cached features and class; training draws (`flip`) take the photo's or its mirror's at random, and a random window of a map `crop` cells smaller."
+    def __init__(self, feats, y, flip:bool, crop:int=0):
+        self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
+        self.crop = min(crop, feats.shape[-1] - 1, feats.shape[-2] - 1) if flip and feats.ndim == 5 else 0  # a window of 1 cell at least
     def __len__(self): return len(self.y)
-    def __getitem__(self, i): return self.feats[i, random.randint(0, 1) if self.flip else 0], self.y[i]
+    def __getitem__(self, i):
+        f = self.feats[i, random.randint(0, 1) if self.flip else 0].float()
+        if self.crop:
+            dy, dx = random.randint(0, self.crop), random.randint(0, self.crop)
+            f = f[:, dy:dy + f.shape[1] - self.crop, dx:dx + f.shape[2] - self.crop]
+        return f, self.y[i]
 
 # %% ../nbs/08_learner.ipynb #fe15fd4d
-def head_learner(learn, # a learner from `bin_learner` with a pretrained (frozen) body
+def part_learner(learn, # a learner from `bin_learner` with a pretrained (frozen) body
                  data, # its dataset directory
+                 frozen_blocks:int|None=None, # None: train the head alone; else the body's blocks after these too (`trained_part`)
+                 crop:int=0, # with the tail: train on random windows of the maps this many cells smaller (see `FlipFeatures`)
                  cbs=None, # extra fastai callbacks
                  cache:bool=True, # reuse cached features (see `cached_features`)
                 ) -> Learner:
-    "A fastai `Learner` that trains `learn`'s head (in place) on the body's cached features of the train and valid photos."
+    "A fastai `Learner` that trains a part of `learn`'s network (in place) on the frozen front's cached outputs of the train and valid photos."
+    front, part = trained_part(learn, frozen_blocks)
+    part.requires_grad_(True)
     vocab = {int(c): i for i, c in enumerate(learn.dls.vocab)}
-    dsets = [FlipFeatures(cached_features(learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']], flip)
+    dsets = [FlipFeatures(cached_features(front, learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']], flip, crop)
              for dl, flip in ((learn.dls.train, True), (learn.dls.valid, False))]
-    dls = DataLoaders.from_dsets(*dsets, bs=learn.dls.bs, device='cpu', num_workers=0)  # tiny tensors: worker processes only cost
-    return Learner(dls, learn.model[1][2:], loss_func=learn.loss_func, opt_func=learn.opt_func,
+    dls = DataLoaders.from_dsets(*dsets, bs=learn.dls.bs, device='cpu', num_workers=0)  # in memory already: worker processes only cost
+    splitter = trainable_params if frozen_blocks is None else lambda m: [params(m[0]), params(m[1])]  # tail, head: two learning rates
+    return Learner(dls, part, loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=splitter,
                    metrics=count_metrics([int(c) for c in learn.dls.vocab]), cbs=cbs)

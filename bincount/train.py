@@ -17,7 +17,7 @@ from .core import BincountError, atomic_write_text, get_logger, set_seed
 from .data import bin_dls, ensure_split, labels_writable
 from .explore import save_fig
 from .archs import get_arch
-from .learner import bin_learner, export_model, find_lr, head_learner
+from .learner import bin_learner, export_model, find_lr, part_learner
 from .evaluate import evaluate_model, report_model
 from .calibrate import calibrate_model
 from .callbacks import (MetricLogger, ShardedDDP, StepLog, TorchProfile, fastai_alone, from_rank0, init_distributed,
@@ -32,15 +32,22 @@ __all__ = ['RECIPES', 'SM_NAMES', 'Recipe', 'resolve_recipe', 'train_model', 'pa
 class Recipe:
     "How one way of training runs by default."
     epochs: int # epochs when `--epochs` is not given
-    lr_find_its: int # mini-batches lr_find tries for `--lr auto`
+    lr_find_its: int # mini-batches lr_find tries (`--lr auto` without a recipe rate, or `--lr find`)
     lr_rule: str # how lr_find's curve is read (`bincount.learner.SUGGESTIONS`)
     lr_range: tuple # the range lr_find's suggestion is kept in
     note: str # one line for the docs
     head: dict = field(default_factory=dict) # the head's shape (`bincount.archs.bin_head`), unless given
     label_smoothing: float = .1 # label smoothing of the loss, unless given
+    size: int|None = None # image size, unless given (None: the arch's)
+    tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
+    map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`)
+    lr: float|None = None # the learning rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
 
 # %% ../nbs/11_train.ipynb #d112b2f9
 RECIPES = {
+    'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
+                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps",
+                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., size=320, tail_lr_div=3., map_crop=2, lr=3e-3),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
@@ -48,19 +55,23 @@ RECIPES = {
 }
 
 # %% ../nbs/11_train.ipynb #8b7678a6
-def resolve_recipe(recipe:str, # 'head', 'fine_tune', 'fit' or 'auto'
+def resolve_recipe(recipe:str, # 'tail', 'head', 'fine_tune', 'fit' or 'auto'
                    pretrained:bool, # whether training starts from pretrained weights
+                   arch:str='efficientnet_lite0', # a name in `ARCHS`
                   ) -> str:
-    "The recipe `recipe` names: 'auto' is 'head' from pretrained weights, else 'fit'; a recipe needing weights needs them."
-    if recipe == 'auto': return 'head' if pretrained else 'fit'
+    "The recipe `recipe` names. 'auto' from pretrained weights: 'tail' where the arch has one, else 'head'; without them, 'fit'."
+    tail = get_arch(arch).frozen_blocks is not None
+    if recipe == 'auto': return ('tail' if tail else 'head') if pretrained else 'fit'
     if recipe not in RECIPES or (recipe != 'fit' and not pretrained):
-        raise BincountError(f"recipe {recipe!r}: choose 'head' or 'fine_tune' (pretrained weights) or 'fit'")
+        raise BincountError(f"recipe {recipe!r}: choose 'tail', 'head' or 'fine_tune' (pretrained weights) or 'fit'")
+    if recipe == 'tail' and not tail: raise BincountError(f"{arch} has no tail recipe: choose --recipe head or fine_tune")
     return recipe
 
 # %% ../nbs/11_train.ipynb #ad6f0cd7
 def _choose_lr(learn, out, lr, recipe:Recipe, lr_find_its, lr_rule, lr_range) -> tuple[float, str]:
     "The learning rate to train with and where it came from; lr_find runs on rank 0 only, every process gets its answer."
-    if lr != 'auto': return float(lr), 'given'
+    if lr not in ('auto', 'find'): return float(lr), 'given'
+    if lr == 'auto' and recipe.lr is not None: return recipe.lr, 'recipe'
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     rng = recipe.lr_range if lr_range == 'auto' else lr_range
     found = find_lr(learn, out, lr_find_its or recipe.lr_find_its, rng, lr_rule or recipe.lr_rule) if rank0 else None
@@ -71,15 +82,15 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 out, # the model directory to write
                 arch:str='resnet50', # a name in `ARCHS`
                 epochs:int|None=None, # epochs (default: the recipe's)
-                lr:float|str='auto', # learning rate, or 'auto': lr_find's suggestion, kept in the recipe's range
+                lr:float|str='auto', # learning rate; 'auto': the recipe's, else lr_find's suggestion kept in the recipe's range; 'find': lr_find's
                 bs:int=32, # batch size
-                size:int|None=None, # image size (default: the arch's)
+                size:int|None=None, # image size (default: the recipe's, else the arch's)
                 max_count:int|None=None, # leave out photos with more objects than this
                 weights:str|None=None, # a local state dict for the body instead of the ImageNet weights
                 pretrained:bool=True, # start from the arch's ImageNet weights
                 cbs=None, # extra fastai callbacks (metric logging, timing, profiling), added after lr_find
                 seed:int=42, # seed of the split and of training
-                recipe:str='auto', # 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': 'head' from pretrained weights, else 'fit'
+                recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': `resolve_recipe`
                 freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
                 label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
                 tta:bool=True, # predict with each photo and its mirror image
@@ -88,33 +99,34 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 lr_find_its:int|None=None, # mini-batches lr_find tries (default: the recipe's)
                 lr_rule:str|None=None, # how lr_find's curve is read (default: the recipe's)
                 lr_range:tuple|str|None='auto', # keep lr_find's suggestion in this range ('auto': the recipe's; None: as found)
-                cache:bool=True, # reuse the body's features across runs (head recipe, see `cached_features`)
+                cache:bool=True, # reuse the frozen front's features across runs (tail and head recipes, see `cached_features`)
                 **kwargs # passed to `bin_dls` (resize, aug) and `bin_learner` (lin_ftrs, ps, wd, ...)
                ) -> dict:
     "Train a counting model on `data`, write its model directory to `out`, and return its validation and test metrics."
     t0, out, info = time.time(), Path(out), get_arch(arch)
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
-    recipe = resolve_recipe(recipe, pretrained)
+    recipe = resolve_recipe(recipe, pretrained, arch)
+    rec = RECIPES[recipe]
     distributed = init_distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     with fastai_alone():  # the processes work together through ShardedDDP and `from_rank0`, not fastai's own helpers
         set_seed(seed)
         labels = ensure_split(data, seed=seed, write=rank == 0 and labels_writable(data))
         dls_kw = {k: kwargs.pop(k) for k in ('resize', 'aug') if k in kwargs}
-        dls = bin_dls(data, bs=bs, size=size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
+        dls = bin_dls(data, bs=bs, size=size or rec.size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
                       skip_bad=skip_bad, **dls_kw)
-        rec = RECIPES[recipe]
         learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights,
                             label_smoothing=rec.label_smoothing if label_smoothing is None else label_smoothing, **{**rec.head, **kwargs})
-        fit_learn = head_learner(learn, data, cache=cache) if recipe == 'head' else learn
+        frozen = {'head': None, 'tail': info.frozen_blocks}
+        fit_learn = part_learner(learn, data, frozen[recipe], rec.map_crop, cache=cache) if recipe in frozen else learn
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
-        lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, RECIPES[recipe], lr_find_its, lr_rule, lr_range)
+        lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, rec, lr_find_its, lr_rule, lr_range)
         get_logger('bincount.train').info(f"recipe {recipe}, lr {lr:.2e} ({lr_from}), {world} process(es)")
         fit_learn.add_cbs(list(cbs or []) + ([ShardedDDP(rank, world, seed)] if distributed else []))
-        epochs = epochs or RECIPES[recipe].epochs
+        epochs = epochs or rec.epochs
         if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-        else: fit_learn.fit_one_cycle(epochs, lr)
+        else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
         if rank != 0: return {}
         fit_learn.recorder.plot_loss(show_epochs=True)
         save_fig(plt.gcf(), out/'losses.png')
@@ -132,23 +144,23 @@ def _default(value, *names, fallback=None):
 
 # %% ../nbs/11_train.ipynb #146af498
 def parse_lr(lr:str) -> float|str:
-    "The value of `--lr`: a number, or 'auto'."
-    if lr == 'auto': return lr
+    "The value of `--lr`: a number, 'auto' or 'find'."
+    if lr in ('auto', 'find'): return lr
     try: return float(lr)
-    except ValueError: raise BincountError(f"--lr {lr!r}: give a number (e.g. 3e-3) or 'auto'") from None
+    except ValueError: raise BincountError(f"--lr {lr!r}: give a number (e.g. 3e-3), 'auto' or 'find'") from None
 
 # %% ../nbs/11_train.ipynb #3bb82bdc
 def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default: $SM_CHANNEL_TRAINING
               out:str=None, # model directory to write; default: $SM_MODEL_DIR, else 'model'
               arch:str='resnet50', # architecture: resnet50, efficientnet_lite0, efficientnet_lite2 or mobilenetv3_small_050
-              epochs:int=None, # epochs (default: the recipe's, 10 for head, 5 otherwise)
-              lr:str='auto', # learning rate, or 'auto': lr_find's suggestion, kept in the recipe's range (also --learning-rate)
+              epochs:int=None, # epochs (default: the recipe's)
+              lr:str='auto', # learning rate; auto: the recipe's, else lr_find's in the recipe's range; find: lr_find's (also --learning-rate)
               bs:int=32, # batch size (also --batch-size)
               size:int=None, # image size (default: the arch's, e.g. 224)
               max_count:int=None, # leave out photos with more objects than this
               weights:str=None, # a local state dict (.safetensors or .pth) for the body instead of ImageNet weights
               no_pretrained:bool=False, # start from random weights (also --pretrained False)
-              recipe:str='auto', # head (frozen body, cached features), fine_tune or fit; auto: head when pretrained
+              recipe:str='auto', # tail (last blocks + head on cached maps), head, fine_tune or fit; auto: tail (or head) when pretrained
               freeze_epochs:int=1, # --recipe fine_tune: epochs training the head alone first
               seed:int=42, # seed of the split and of training
               num_workers:int=0, # DataLoader worker processes
