@@ -108,7 +108,8 @@ def split_body(net:nn.Module, # a timm EfficientNet (fastai's body holds it as `
     "`net.forward_features` cut in two after `frozen_blocks` blocks: the front and the tail, sharing `net`'s modules."
     if not isinstance(net, EfficientNet): raise BincountError(f"{type(net).__name__} has no tail recipe: use --recipe head or fine_tune")
     if not 0 < frozen_blocks < len(net.blocks): raise BincountError(f"frozen_blocks {frozen_blocks}: give 1-{len(net.blocks) - 1}")
-    return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:frozen_blocks]), nn.Sequential(*net.blocks[frozen_blocks:], net.conv_head, net.bn2)
+    front = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:frozen_blocks])
+    return front, nn.Sequential(*net.blocks[frozen_blocks:], net.conv_head, net.bn2)
 
 # %% ../nbs/07_archs.ipynb #6bf2cf45
 def load_state(path) -> dict:

@@ -223,7 +223,7 @@ def cached_features(front:nn.Module, # the frozen front of `learn.model`, from `
 
 # %% ../nbs/08_learner.ipynb #3a0f63f5
 class FlipFeatures(torch.utils.data.Dataset):
-    "Cached features and class; training draws (`flip`) take the photo's or its mirror's at random, and a random window of a map `crop` cells smaller."
+    "Cached features and class; training draws (`flip`) take the photo's or its mirror's, and a window of a map `crop` cells smaller."
     def __init__(self, feats, y, flip:bool, crop:int=0):
         self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
         self.crop = min(crop, feats.shape[-1] - 1, feats.shape[-2] - 1) if flip and feats.ndim == 5 else 0  # a window of 1 cell at least
@@ -243,12 +243,12 @@ def part_learner(learn, # a learner from `bin_learner` with a pretrained (frozen
                  cbs=None, # extra fastai callbacks
                  cache:bool=True, # reuse cached features (see `cached_features`)
                 ) -> Learner:
-    "A fastai `Learner` that trains a part of `learn`'s network (in place) on the frozen front's cached outputs of the train and valid photos."
+    "A fastai `Learner` training a part of `learn`'s network (in place) on the frozen front's cached outputs of the photos."
     front, part = trained_part(learn, frozen_blocks)
     part.requires_grad_(True)
     vocab = {int(c): i for i, c in enumerate(learn.dls.vocab)}
-    dsets = [FlipFeatures(cached_features(front, learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']], flip, crop)
-             for dl, flip in ((learn.dls.train, True), (learn.dls.valid, False))]
+    dsets = [FlipFeatures(cached_features(front, learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']],
+                          flip, crop) for dl, flip in ((learn.dls.train, True), (learn.dls.valid, False))]
     dls = DataLoaders.from_dsets(*dsets, bs=learn.dls.bs, device='cpu', num_workers=0)  # in memory already: worker processes only cost
     splitter = trainable_params if frozen_blocks is None else lambda m: [params(m[0]), params(m[1])]  # tail, head: two learning rates
     return Learner(dls, part, loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=splitter,

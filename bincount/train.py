@@ -47,7 +47,8 @@ class Recipe:
 RECIPES = {
     'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
                    "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps",
-                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., size=320, tail_lr_div=3., map_crop=2, lr=3e-3),
+                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., size=320,
+                   tail_lr_div=3., map_crop=2, lr=3e-3),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
@@ -82,7 +83,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 out, # the model directory to write
                 arch:str='resnet50', # a name in `ARCHS`
                 epochs:int|None=None, # epochs (default: the recipe's)
-                lr:float|str='auto', # learning rate; 'auto': the recipe's, else lr_find's suggestion kept in the recipe's range; 'find': lr_find's
+                lr:float|str='auto', # learning rate; 'auto': the recipe's, else lr_find's in the recipe's range; 'find': lr_find's
                 bs:int=32, # batch size
                 size:int|None=None, # image size (default: the recipe's, else the arch's)
                 max_count:int|None=None, # leave out photos with more objects than this
@@ -154,7 +155,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
               out:str=None, # model directory to write; default: $SM_MODEL_DIR, else 'model'
               arch:str='resnet50', # architecture: resnet50, efficientnet_lite0, efficientnet_lite2 or mobilenetv3_small_050
               epochs:int=None, # epochs (default: the recipe's)
-              lr:str='auto', # learning rate; auto: the recipe's, else lr_find's in the recipe's range; find: lr_find's (also --learning-rate)
+              lr:str='auto', # learning rate; auto: the recipe's, else lr_find's in its range; find: lr_find's (also --learning-rate)
               bs:int=32, # batch size (also --batch-size)
               size:int=None, # image size (default: the arch's, e.g. 224)
               max_count:int=None, # leave out photos with more objects than this
