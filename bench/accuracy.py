@@ -181,7 +181,7 @@ RECIPES = {
     "fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
     "bincount train before Dec 2026: the same with label smoothing .1": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head, ls=.1)),
     "course MLP (no BatchNorm, no dropout), AdamW 1cycle 1e-3, 5 ep, TTA": (224, ('head',), 'avg', lambda *a: torch_head(*a, make=plain_mlp, one_cycle=1e-3, epochs=5)),
-    "bincount train as shipped: the same at 3e-3": (224, ('head',), 'avg', lambda *a: torch_head(*a, make=plain_mlp, one_cycle=3e-3, epochs=5)),
+    "bincount train --recipe head: the same at 3e-3": (224, ('head',), 'avg', lambda *a: torch_head(*a, make=plain_mlp, one_cycle=3e-3, epochs=5)),
     "logistic regression, 224 px, head": (224, ('head',), 'both', logreg),
     "fastai head, 448 px, head": (448, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
     "logistic regression, 448 px, head": (448, ('head',), 'both', logreg),
