@@ -275,13 +275,13 @@ def audit_s3(model:str, data:str, out, top=50, role=None, instance_type='ml.m5.x
              bucket=None, region=None, poll=30., dry_run=False, yes=False, job=None) -> pd.DataFrame|None:
     "`bincount audit` on a dataset in S3: a Batch Transform job over its photos (or the answers of `job`), then `audit_table` and `write_audit`."
     if not model.startswith('s3://') and not Path(model).exists(): raise BincountError(f"{model}: no such model directory or archive")
-    sm, sess = _session(region, bucket, dry_run)
+    sm, host, sess = _session(region, bucket, dry_run)
     if not role and not dry_run and not job: raise BincountError("--role ARN is required to run a transform job")
     name = job or f"bincount-audit-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     base, s3 = f"s3://{sess.default_bucket()}/bincount/audit/{name}", sm.s3_client(sess)
     src_bucket, src_prefix = parse_s3_url(data.rstrip('/') + '/')
     with tempfile.TemporaryDirectory() as tmp:
-        desc = sm.describe_transform(sess, job) if job else None  # the answers of a job that already ran
+        desc = host.describe_transform(sess, job) if job else None  # the answers of a job that already ran
         if desc and desc['TransformJobStatus'] != 'Completed':
             raise BincountError(f"transform job {job} is {desc['TransformJobStatus']}: {desc.get('FailureReason', 'no answers to read yet')}")
         labels = None if dry_run else s3_labels(s3, data, tmp)
@@ -297,7 +297,7 @@ def audit_s3(model:str, data:str, out, top=50, role=None, instance_type='ml.m5.x
                 s3.put_object(Bucket=parse_s3_url(base)[0], Key=parse_s3_url(base)[1] + '/manifest.json',
                               Body=photo_manifest(labels['id'], data).encode())
             output = f"{base}/output/"
-            desc = sm.run_transform(sess, uri, role or 'arn:aws:iam::000000000000:role/DRY-RUN', name, f"{base}/manifest.json", output,
+            desc = host.run_transform(sess, uri, role or 'arn:aws:iam::000000000000:role/DRY-RUN', name, f"{base}/manifest.json", output,
                                     instance_type, instance_count, max_hours, poll)
             if dry_run:
                 for op in ('CreateModel', 'CreateTransformJob'): print(op, json.dumps(sm.sent(sess, op), indent=2))

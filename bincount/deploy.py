@@ -67,8 +67,9 @@ def invoke_payload(images:list) -> list[str]:
 
 # %% ../nbs/19_deploy.ipynb #70a1eb21
 def _session(region, bucket=None, dry_run=False):
-    from bincount import sagemaker_sdk as sm
-    return sm, sm.sm_session(region, bucket, dry_run=dry_run)
+    "The SageMaker modules (imported only on this path) and a session: `bincount.sagemaker_sdk`, `bincount.sagemaker_hosting`, `Session`."
+    from bincount import sagemaker_sdk as sm, sagemaker_hosting as host
+    return sm, host, sm.sm_session(region, bucket, dry_run=dry_run)
 
 # %% ../nbs/19_deploy.ipynb #f7aa749d
 def deploy_cmd(model:Annotated[str, {'required': True}]=None, # s3:// URI of a model.tar.gz, a model directory, or a local model.tar.gz
@@ -84,7 +85,7 @@ def deploy_cmd(model:Annotated[str, {'required': True}]=None, # s3:// URI of a m
                yes:bool=False, # do not ask before creating the endpoint
               ):
     "Deploy a model to a SageMaker endpoint."
-    sm, sess = _session(region, bucket, dry_run)
+    sm, host, sess = _session(region, bucket, dry_run)
     if not role and not dry_run: raise BincountError("--role ARN is required to create an endpoint")
     role = role or 'arn:aws:iam::000000000000:role/DRY-RUN'
     name = endpoint_name or f"bincount-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -95,7 +96,7 @@ def deploy_cmd(model:Annotated[str, {'required': True}]=None, # s3:// URI of a m
     if not dry_run: sm.confirm(f"SageMaker endpoint {name}: {instance_count} x {instance_type}, model {model}\n{cost}", yes)
     with tempfile.TemporaryDirectory() as tmp:
         data, _ = model_in_s3(sm, sess, model, name, tmp)
-        try: ep = sm.create_endpoint(sess, data, role, name, instance_type, instance_count, wait=not no_wait, poll=poll)
+        try: ep = host.create_endpoint(sess, data, role, name, instance_type, instance_count, wait=not no_wait, poll=poll)
         except BincountError: raise
         except Exception as e:
             raise BincountError(f"deploy of {name} failed, and what it had created was deleted: {e}") from None
@@ -113,9 +114,9 @@ def invoke_cmd(images:Annotated[str, {'nargs': '+'}], # bin photos (JPEG/PNG)
                region:str|None=None, # AWS region (default: the boto3 chain)
               ):
     "Send bin photos to a SageMaker endpoint."
-    sm, sess = _session(region)
+    _, host, sess = _session(region)
     payload = invoke_payload(images)
-    try: result = sm.invoke_endpoint(sess, endpoint, payload)
+    try: result = host.invoke_endpoint(sess, endpoint, payload)
     except Exception as e: raise BincountError(f"endpoint {endpoint}: {e}") from None
     results = result if isinstance(result, list) else [result]
     for path, r in zip(images, results): print(json.dumps({'image': str(path), **r} if isinstance(r, dict) else {'image': str(path), 'result': r}))
@@ -126,6 +127,6 @@ def undeploy_cmd(endpoint:str, # endpoint name
                  region:str|None=None, # AWS region (default: the boto3 chain)
                 ):
     "Delete an endpoint, its config and its model."
-    sm, sess = _session(region)
-    for kind, name in sm.delete_endpoint(sess, endpoint): print(f"deleted {kind} {name}")
+    _, host, sess = _session(region)
+    for kind, name in host.delete_endpoint(sess, endpoint): print(f"deleted {kind} {name}")
     return 0

@@ -1,4 +1,4 @@
-"""Every call bincount makes to SageMaker, in one module: sessions, training and tuning jobs, Debugger rules, endpoints, transform jobs, and the cost check before anything is created.
+"""How bincount talks to SageMaker: sessions, training and tuning jobs, Debugger rules, and the cost check before anything is created (serving a model is `sagemaker_hosting`).
 
 Docs: https://bincount.github.io/bincount/sagemaker_sdk.html.md"""
 
@@ -12,19 +12,17 @@ from pathlib import Path
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from .core import BincountError, get_logger
+from .core import BincountError
 
 from sagemaker.core.helper.session_helper import Session
 from sagemaker.core import image_uris
 from sagemaker.core.debugger import Rule, ProfilerRule, rule_configs, get_rule_container_image_uri
 
 # %% auto #0
-__all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'SERVING_ENV', 'TRANSFORM_DONE', 'training_image',
-           'serving_image', 'price_per_hour', 'cost_ceiling', 'confirm', 'sm_session', 'sent', 'described',
-           'debugger_request', 'TrainingJob', 'training_job', 'upload_source', 'channels', 'unique_name',
-           'start_training', 'tuning_ranges', 'Tuner', 'make_tuner', 'start_tuning', 'describe_tuning_job',
-           'serving_model', 'wait_for_endpoint', 'create_endpoint', 'delete_endpoint', 'upload', 's3_client',
-           'invoke_endpoint', 'transform_request', 'wait_for_transform', 'run_transform', 'describe_transform']
+__all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'training_image', 'serving_image', 'price_per_hour',
+           'cost_ceiling', 'confirm', 'sm_session', 'sent', 'described', 'debugger_request', 'TrainingJob',
+           'training_job', 'upload_source', 'channels', 'unique_name', 'start_training', 'tuning_ranges', 'Tuner',
+           'make_tuner', 'start_tuning', 'describe_tuning_job', 'upload', 's3_client']
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #9611a876
 FRAMEWORK_VERSION, PY_VERSION = '2.6.0', 'py312'
@@ -300,85 +298,6 @@ def describe_tuning_job(sess:Session, # from `sm_session`
     "The description of tuning job `job_name` (status, best training job, static hyperparameters)."
     return described('tuning job', job_name, sess.sagemaker_client.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=job_name)
 
-# %% ../nbs/15_sagemaker_sdk.ipynb #e6918dff
-# One model-server worker: each ONNX Runtime session already uses every core, and TorchServe would start one per vCPU.
-SERVING_ENV = {'SAGEMAKER_PROGRAM': 'inference.py', 'SAGEMAKER_SUBMIT_DIRECTORY': '/opt/ml/model/code',
-               'SAGEMAKER_MODEL_SERVER_WORKERS': '1'}
-
-def serving_model(sess:Session, # from `sm_session`
-                  model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
-                  role:str, # IAM role ARN the model runs as
-                  model_name:str, # name of the SageMaker model
-                  instance_type:str='ml.m5.large', # the instance type it will run on (picks the CPU or GPU image)
-                  env:dict|None=None, # more environment variables for the serving container
-                 ) -> dict:
-    "Create a SageMaker model of the archive on the PyTorch inference container, with bincount's handler; return its container."
-    region = sess.boto_region_name
-    container = {'Image': serving_image(instance_type, region), 'ModelDataUrl': model_data,
-                 'Environment': {'SAGEMAKER_CONTAINER_LOG_LEVEL': '20', 'SAGEMAKER_REGION': region, **SERVING_ENV, **(env or {})}}
-    sess.sagemaker_client.create_model(ModelName=model_name, ExecutionRoleArn=role, PrimaryContainer=container)
-    return container
-
-def wait_for_endpoint(sess:Session, # from `sm_session`
-                      endpoint_name:str, # the endpoint
-                      poll:float=30, # seconds between status checks
-                     ) -> dict:
-    "Wait until the endpoint is in service and return its description; a `BincountError` with AWS's reason if it fails."
-    while (desc := sess.sagemaker_client.describe_endpoint(EndpointName=endpoint_name))['EndpointStatus'] in ('Creating', 'Updating'): time.sleep(poll)
-    if desc['EndpointStatus'] != 'InService':
-        raise BincountError(f"endpoint {endpoint_name} is {desc['EndpointStatus']}: {desc.get('FailureReason', 'no reason given')}")
-    return desc
-
-def create_endpoint(sess:Session, # from `sm_session`
-                    model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
-                    role:str, # IAM role ARN the endpoint runs as
-                    endpoint_name:str, # name of the endpoint (its model and config get it plus a timestamp)
-                    instance_type:str='ml.m5.large', # hosting instance type
-                    instance_count:int=1, # hosting instances
-                    env:dict|None=None, # more environment variables for the serving container
-                    wait:bool=True, # wait until InService
-                    poll:float=30, # seconds between status checks while waiting
-                   ) -> dict:
-    "Create model, endpoint config and endpoint; on any failure delete what was created and re-raise."
-    stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
-    model_name = config_name = f"{endpoint_name[:47]}-{stamp}"
-    sm, created = sess.sagemaker_client, []
-    try:
-        container = serving_model(sess, model_data, role, model_name, instance_type, env); created.append(('model', model_name))
-        sm.create_endpoint_config(EndpointConfigName=config_name, ProductionVariants=[{'VariantName': 'AllTraffic', 'ModelName': model_name,
-                                  'InitialInstanceCount': instance_count, 'InstanceType': instance_type, 'InitialVariantWeight': 1.0}])
-        created.append(('config', config_name))
-        sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name); created.append(('endpoint', endpoint_name))
-        desc = wait_for_endpoint(sess, endpoint_name, poll) if wait and not sess.bincount_dry_run else {}
-    except BaseException:
-        _delete(sess, created)
-        raise
-    return {'endpoint': endpoint_name, 'config': config_name, 'model': model_name, 'image': container['Image'],
-            'model_data': container['ModelDataUrl'], 'status': desc.get('EndpointStatus')}
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #7b50eb26
-def _delete(sess, created):
-    log = get_logger('bincount.deploy')
-    for kind, name in reversed(created):
-        try:
-            sm = sess.sagemaker_client
-            {'endpoint': lambda n: sm.delete_endpoint(EndpointName=n), 'config': lambda n: sm.delete_endpoint_config(EndpointConfigName=n),
-             'model': lambda n: sm.delete_model(ModelName=n)}[kind](name)
-            log.info("deleted %s %s", kind, name)
-        except Exception as e: log.warning("could not delete %s %s: %s", kind, name, e)
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #b50f2235
-def delete_endpoint(sess:Session, # from `sm_session`
-                    endpoint_name:str, # endpoint to delete
-                   ) -> list:
-    "Delete an endpoint, its endpoint config and the models it serves; return what was deleted."
-    sm = sess.sagemaker_client
-    config_name = described('endpoint', endpoint_name, sm.describe_endpoint, EndpointName=endpoint_name)['EndpointConfigName']
-    models = [v['ModelName'] for v in sm.describe_endpoint_config(EndpointConfigName=config_name)['ProductionVariants']]
-    created = [('model', m) for m in models] + [('config', config_name), ('endpoint', endpoint_name)]
-    _delete(sess, created)
-    return created[::-1]
-
 # %% ../nbs/15_sagemaker_sdk.ipynb #c999b7ca
 def upload(sess:Session, # from `sm_session`
            path, # local file
@@ -393,80 +312,3 @@ def upload(sess:Session, # from `sm_session`
 def s3_client(sess:Session):
     "An S3 client with the session's credentials, region and endpoint, for `bincount.s3.download`."
     return sess.boto_session.client('s3')
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #b80b1306
-def invoke_endpoint(sess:Session, # from `sm_session`
-                    endpoint_name:str, # endpoint to call
-                    payload, # JSON-serialisable request body
-                   ):
-    "Send `payload` as JSON to the endpoint and return the decoded JSON answer."
-    r = sess.boto_session.client('sagemaker-runtime').invoke_endpoint(EndpointName=endpoint_name, Body=json.dumps(payload),
-                                                                       ContentType='application/json', Accept='application/json')
-    return json.loads(r['Body'].read())
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #d3d588d6
-def transform_request(job_name:str, # the transform job's name
-                      model_name:str, # the SageMaker model it runs
-                      manifest:str, # s3:// URI of a manifest listing the photos
-                      output:str, # s3:// prefix for the answers
-                      instance_type:str='ml.m5.xlarge', # instance type
-                      instance_count:int=1, # instances
-                     ) -> dict:
-    "The `CreateTransformJob` request: one photo per request, JSON answers, one answer file per photo."
-    return dict(TransformJobName=job_name, ModelName=model_name, BatchStrategy='SingleRecord', MaxPayloadInMB=6,
-                ModelClientConfig={'InvocationsTimeoutInSeconds': 60, 'InvocationsMaxRetries': 1},
-                TransformInput={'DataSource': {'S3DataSource': {'S3DataType': 'ManifestFile', 'S3Uri': manifest}},
-                                'ContentType': 'image/jpeg', 'SplitType': 'None', 'CompressionType': 'None'},
-                TransformOutput={'S3OutputPath': output, 'Accept': 'application/json', 'AssembleWith': 'None'},
-                TransformResources={'InstanceType': instance_type, 'InstanceCount': instance_count},
-                Tags=[{'Key': 'created-by', 'Value': 'bincount'}])
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #43c138ce
-TRANSFORM_DONE = ('Completed', 'Failed', 'Stopped')
-
-def wait_for_transform(sess:Session, # from `sm_session`
-                       job_name:str, # the transform job
-                       max_hours:float, # stop the job once it has run this long
-                       poll:float=30, # seconds between status checks
-                      ) -> dict:
-    "Wait for a transform job to end, stopping it after `max_hours`; return its description."
-    sm, end = sess.sagemaker_client, time.monotonic() + max_hours*3600
-    while (desc := sm.describe_transform_job(TransformJobName=job_name))['TransformJobStatus'] not in TRANSFORM_DONE:
-        if time.monotonic() > end and desc['TransformJobStatus'] != 'Stopping':
-            get_logger('bincount.audit').warning("transform job %s ran past %g h: stopping it", job_name, max_hours)
-            sm.stop_transform_job(TransformJobName=job_name)
-        time.sleep(poll)
-    return desc
-
-def run_transform(sess:Session, # from `sm_session`
-                  model_data:str, # s3:// URI of a model.tar.gz holding code/inference.py (`bincount package`)
-                  role:str, # IAM role ARN the job runs as
-                  job_name:str, # the transform job's name (its model gets the same)
-                  manifest:str, # s3:// URI of the manifest of photos
-                  output:str, # s3:// prefix for the answers
-                  instance_type:str='ml.m5.xlarge', # instance type
-                  instance_count:int=1, # instances
-                  max_hours:float=2, # stop the job after this long
-                  poll:float=30, # seconds between status checks
-                 ) -> dict:
-    "Create the model and the transform job, wait for it (stopping it after `max_hours`), delete the model; return the job's description."
-    created = []
-    try:
-        serving_model(sess, model_data, role, job_name, instance_type); created.append(('model', job_name))
-        sess.sagemaker_client.create_transform_job(**transform_request(job_name, job_name, manifest, output, instance_type, instance_count))
-        if sess.bincount_dry_run: return {'TransformJobName': job_name, 'TransformJobStatus': 'dry run'}
-        return wait_for_transform(sess, job_name, max_hours, poll)
-    except BaseException:
-        if created and not sess.bincount_dry_run:  # interrupted: the job must not run on unattended
-            try: sess.sagemaker_client.stop_transform_job(TransformJobName=job_name)
-            except Exception: pass
-        raise
-    finally:
-        if not sess.bincount_dry_run: _delete(sess, created)
-
-# %% ../nbs/15_sagemaker_sdk.ipynb #ec0ec4dc
-def describe_transform(sess:Session, # from `sm_session`
-                       job_name:str, # the transform job
-                      ) -> dict:
-    "The description of transform job `job_name` (status, output path, failure reason)."
-    return described('transform job', job_name, sess.sagemaker_client.describe_transform_job, TransformJobName=job_name)
