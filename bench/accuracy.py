@@ -11,7 +11,10 @@ computed once per input size, for each photo and its mirror image, and cached in
 pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
 ~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
 body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
-in each fold (~3.5 min a fold: ~35 min for the 10 folds).
+in each fold (~2 min a fold on 2 cores with nothing else running: ~22 min for the 10 folds).
+
+The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
+--recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run.
 
     python bench/accuracy.py [--repeats 2] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE]
 """
@@ -30,10 +33,10 @@ from bincount.handler import preprocess
 BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
 
 
-def _body(arch:str) -> nn.Module:
-    "The arch's timm network with its offline ImageNet weights, without a classifier."
+def _body(arch:str, drop_path:float=0.) -> nn.Module:
+    "The arch's timm network with its offline ImageNet weights, without a classifier (`drop_path`: timm's stochastic depth)."
     info = ARCHS[arch]
-    body = timm.create_model(info.timm, pretrained=False, num_classes=0)
+    body = timm.create_model(info.timm, pretrained=False, num_classes=0, drop_path_rate=drop_path)
     body.load_state_dict(match_state(load_state(info.weights()), body.state_dict()))
     return body
 
@@ -64,16 +67,22 @@ def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
     return out
 
 
-def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> np.ndarray:
-    "The maps out of the body's frozen front (`split_body` at the arch's `frozen_blocks`) for each photo and its mirror image: [N, 2, C, H, W], fp16."
-    key = hashlib.sha1(f"front{arch}{size}{','.join(df['id'])}".encode()).hexdigest()[:12]
+def flipped(x:torch.Tensor, v:int) -> torch.Tensor:
+    "View `v` of a batch of images: bit 1 mirrors left-right, bit 2 top-bottom (0: as is, 1: mirror, 2: upside down, 3: both)."
+    return x.flip([d for bit, d in ((1, -1), (2, -2)) if v & bit]) if v else x
+
+
+def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16, views:int=2, frozen_blocks:int|None=None) -> np.ndarray:
+    "The maps out of the body's frozen front (`split_body` at `frozen_blocks`, default the arch's) for each photo's first `views` `flipped` views: [N, views, C, H, W], fp16."
+    fb = frozen_blocks or ARCHS[arch].frozen_blocks
+    key = hashlib.sha1(f"front{arch}{size}{','.join(df['id'])}{'' if views == 2 else views}{'' if fb == ARCHS[arch].frozen_blocks else f'fb{fb}'}".encode()).hexdigest()[:12]
     path = cache_dir()/'bench'/f"{arch}_{size}_front_{key}.npy"
     if path.exists(): return np.load(path)
-    front = split_body(_body(arch), ARCHS[arch].frozen_blocks)[0].eval()
+    front = split_body(_body(arch), fb)[0].eval()
     out = None
     for s in range(0, len(df), bs):
         x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id'][s:s+bs]]))
-        with torch.inference_mode(): m = torch.stack([front(x), front(x.flip(-1))], 1).half().numpy()
+        with torch.inference_mode(): m = torch.stack([front(flipped(x, v)) for v in range(views)], 1).half().numpy()
         if out is None: out = np.zeros((len(df), *m.shape[1:]), np.float16)
         out[s:s+len(x)] = m
     path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
@@ -134,11 +143,11 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
     return p.numpy()
 
 
-def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0'):
-    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; TTA."
+def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None):
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; TTA over the flips."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
-    tail, head = split_body(_body(arch), ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
+    tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
     Mt, yt = torch.from_numpy(M), torch.tensor(y)
     o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=.01)
     steps = epochs*((len(tr) + bs - 1)//bs)
@@ -148,14 +157,14 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
         for i in range(0, len(perm), bs):
             b = perm[i:i+bs]
             if len(b) < 2: continue
-            x = Mt[b, torch.randint(0, 2, (len(b),), generator=g)].float()
+            x = Mt[b, torch.randint(0, M.shape[1], (len(b),), generator=g)].float()
             if crop:
                 dy, dx = torch.randint(0, crop + 1, (2,), generator=g).tolist(); x = x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
             loss = nn.functional.cross_entropy(head(tail(x)), yt[b])
             o.zero_grad(); loss.backward(); o.step(); sched.step()
     tail.eval(); head.eval()
     with torch.no_grad():
-        p = [(head(tail(Mt[te[i:i+64], 0].float())).softmax(-1) + head(tail(Mt[te[i:i+64], 1].float())).softmax(-1))/2 for i in range(0, len(te), 64)]
+        p = [sum(head(tail(Mt[te[i:i+64], v].float())).softmax(-1) for v in range(M.shape[1]))/M.shape[1] for i in range(0, len(te), 64)]
     torch.set_num_threads(threads)
     return torch.cat(p).numpy()
 
@@ -175,7 +184,8 @@ def ensemble(*fits):
     return lambda X, y, tr, te, seed: np.mean([f(X, y, tr, te, seed + k) for k, f in enumerate(fits)], 0)
 
 
-# name -> (input size, layers, pooling, head)
+# name -> (input size, layers, pooling, head); layers ('front', V, F): the maps of V `flipped` views (default 2) out of the first F
+# stages (default: the arch's `frozen_blocks`)
 RECIPES = {
     "course: frozen backbone, MLP 128-64-5, Adagrad .01, 5 ep": (224, ('head',), 'avg', course_mlp),
     "fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
@@ -193,10 +203,17 @@ RECIPES = {
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
     "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, TTA": (320, ('front',), None, tail_fit),
 }
-# The steps that led to the tail recipe (each ~35 min for 10 folds on 2 cores): they run only when named with --recipes.
+# The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-5 min a fold): they run only when
+# named with --recipes. Figures: bench/README.md.
 EXPLORED = {
     "tail, body at lr/10, 6 ep, no shifts": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=6, lr_div=10., crop=0)),
     "tail, one rate for body and head": (320, ('front',), None, lambda *a: tail_fit(*a, lr_div=1.)),
+    "tail, 4 flips (mirror, upside down, both) in training and TTA": (320, ('front', 4), None, tail_fit),
+    "tail at 448 px": (448, ('front',), None, tail_fit),
+    "tail, 5 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=5)),
+    "tail with stochastic depth .2 in the trained stages": (320, ('front',), None, lambda *a: tail_fit(*a, drop_path=.2)),
+    "tail training stage 5 too (4 stages frozen)": (320, ('front', 2, 4), None, lambda *a: tail_fit(*a, frozen_blocks=4)),
+    "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
 }
 
 
@@ -219,13 +236,16 @@ def main(argv=None):
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
     RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
+    def source(n):  # what recipe `n` trains on: (size, views, stages) of the front's maps, or (size, 0, 0) for pooled features
+        size, layers = RECIPES[n][:2]
+        return (size, *(tuple(layers[1:]) + (2, 0)[len(layers) - 1:])) if layers[0] == 'front' else (size, 0, 0)
     inputs = {}
-    for size, maps in sorted({(RECIPES[n][0], RECIPES[n][1] == ('front',)) for n in names}):
-        t = time.time(); inputs[size, maps] = front_maps(df, size) if maps else features(df, size)
-        print(f"{'front maps' if maps else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+    for size, views, fb in sorted({source(n) for n in names}):
+        t = time.time(); inputs[size, views, fb] = front_maps(df, size, views=views, frozen_blocks=fb or None) if views else features(df, size)
+        print(f"{f'front maps ({views} views)' if views else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
     def X_of(n):
         size, layers, pool, _ = RECIPES[n]
-        return inputs[size, True] if layers == ('front',) else view(inputs[size, False], layers, pool)
+        return inputs[source(n)] if layers[0] == 'front' else view(inputs[size, 0, 0], layers, pool)
     folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=0).split(df, y))
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
