@@ -238,7 +238,10 @@ def main(argv=None):
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
     def source(n):  # what recipe `n` trains on: (size, views, stages) of the front's maps, or (size, 0, 0) for pooled features
         size, layers = RECIPES[n][:2]
-        return (size, *(tuple(layers[1:]) + (2, 0)[len(layers) - 1:])) if layers[0] == 'front' else (size, 0, 0)
+        if layers[0] != 'front': return size, 0, 0
+        views = layers[1] if len(layers) > 1 else 2
+        stages = layers[2] if len(layers) > 2 else 0  # 0: the arch's frozen_blocks
+        return size, views, stages
     inputs = {}
     for size, views, fb in sorted({source(n) for n in names}):
         t = time.time(); inputs[size, views, fb] = front_maps(df, size, views=views, frozen_blocks=fb or None) if views else features(df, size)
