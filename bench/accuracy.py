@@ -14,9 +14,10 @@ body's first five stages: their maps are cached the same way (~3 min at 320 px),
 in each fold (~2 min a fold on 2 cores with nothing else running: ~22 min for the 10 folds).
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
---recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run.
+--recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
+other 5 (with the full run's seeds).
 
-    python bench/accuracy.py [--repeats 2] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE]
+    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE]
 """
 import argparse, hashlib, json, os, time, warnings
 from pathlib import Path
@@ -143,7 +144,14 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
     return p.numpy()
 
 
-def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None):
+def soft_targets(y:torch.Tensor, sigma:float, n:int=5) -> torch.Tensor:
+    "Each count's target as a distribution over the `n` classes: a Gaussian of width `sigma` (in objects) around it; one-hot when `sigma` is 0."
+    if not sigma: return nn.functional.one_hot(y, n).float()
+    return (-(torch.arange(n)[None] - y[:, None]).float()**2/(2*sigma**2)).softmax(-1)
+
+
+def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
+             mixup=0., sigma=0.):
     "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; TTA over the flips."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
@@ -160,7 +168,12 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
             x = Mt[b, torch.randint(0, M.shape[1], (len(b),), generator=g)].float()
             if crop:
                 dy, dx = torch.randint(0, crop + 1, (2,), generator=g).tolist(); x = x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
-            loss = nn.functional.cross_entropy(head(tail(x)), yt[b])
+            t = soft_targets(yt[b], sigma)
+            if mixup:  # fastai's MixUp: each map blended with another of the batch, the larger share its own
+                lam = torch.distributions.Beta(mixup, mixup).sample((len(b),)); lam = torch.max(lam, 1 - lam)
+                j = torch.randperm(len(b), generator=g)
+                x = torch.lerp(x[j], x, lam[:, None, None, None]); t = torch.lerp(t[j], t, lam[:, None])
+            loss = nn.functional.cross_entropy(head(tail(x)), t)
             o.zero_grad(); loss.backward(); o.step(); sched.step()
     tail.eval(); head.eval()
     with torch.no_grad():
@@ -177,6 +190,13 @@ def logreg(X, y, tr, te, seed, C=.05):
         warnings.simplefilter('ignore')
         lr = LogisticRegression(C=C, max_iter=300, random_state=seed).fit(sc.transform(Xtr), ytr)
     return (lr.predict_proba(sc.transform(X[te, 0])) + lr.predict_proba(sc.transform(X[te, 1])))/2
+
+
+def with_more(fit):
+    "`fit`, trained also on the sample's photos with more than 5 objects (labelled 5: '5 or more'); every fold tests on the same photos."
+    def fit_more(*a, **k): return fit(*a, **k)
+    fit_more.more = True  # main() adds those photos' maps to X, label 5 to y, their rows to every fold's training rows
+    return fit_more
 
 
 def ensemble(*fits):
@@ -213,6 +233,10 @@ EXPLORED = {
     "tail, 5 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=5)),
     "tail with stochastic depth .2 in the trained stages": (320, ('front',), None, lambda *a: tail_fit(*a, drop_path=.2)),
     "tail training stage 5 too (4 stages frozen)": (320, ('front', 2, 4), None, lambda *a: tail_fit(*a, frozen_blocks=4)),
+    "tail, MixUp .4 on the maps": (320, ('front',), None, lambda *a: tail_fit(*a, mixup=.4)),
+    "tail, soft labels (neighbouring counts, sigma .5)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
+    "tail, more photos (6 or more objects, trained as 5)": (320, ('front',), None, with_more(tail_fit)),
+    "tail, soft labels + MixUp + more photos": (320, ('front',), None, with_more(lambda *a: tail_fit(*a, mixup=.4, sigma=.5))),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
 }
 
@@ -226,6 +250,7 @@ def metrics(p, counts):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--folds', type=int, default=5); ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--repeat', type=int, help="run only the K-th repeat's folds (1-based), with the seeds the full run gives them")
     ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all but EXPLORED); the course recipe always runs')
     ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
@@ -249,13 +274,20 @@ def main(argv=None):
     def X_of(n):
         size, layers, pool, _ = RECIPES[n]
         return inputs[source(n)] if layers[0] == 'front' else view(inputs[size, 0, 0], layers, pool)
-    folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=0).split(df, y))
+    folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeat or a.repeats, random_state=0).split(df, y))
+    first_seed = (a.repeat - 1)*a.folds if a.repeat else 0  # a fold's seed is its place in the full run
+    if a.repeat: folds = folds[first_seed:]
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
     per, probs = {}, {}
+    more = read_labels(sample_dir()); more = more[more['count'] > 5].reset_index(drop=True)
     for n in names:
-        X, fit, t = X_of(n), RECIPES[n][3], time.time()
-        probs[n] = [fit(X, y, tr, te, k) for k, (tr, te) in enumerate(folds)]
+        X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
+        extra = np.arange(len(df), len(df) + len(more)) if getattr(fit, 'more', False) else np.arange(0)
+        if len(extra):
+            size, views, fb = source(n)
+            X, yy = np.concatenate([X, front_maps(more, size, views=views, frozen_blocks=fb or None)]), np.concatenate([y, np.full(len(more), 4)])
+        probs[n] = [fit(X, yy, np.concatenate([tr, extra]), te, k) for k, (tr, te) in enumerate(folds, first_seed)]
         per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
     base, k = per[names[0]], len(folds)
