@@ -257,7 +257,8 @@ def main(argv=None):
     ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON)')
     a = ap.parse_args(argv)
     torch.set_flush_denormal(True); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
-    df = read_labels(sample_dir()); df = df[df['count'].between(1, 5)].reset_index(drop=True)
+    labels = read_labels(sample_dir())
+    df, more = (labels[keep].reset_index(drop=True) for keep in (labels['count'].between(1, 5), labels['count'] > 5))  # more: `with_more`
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
     RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
@@ -280,7 +281,6 @@ def main(argv=None):
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
     per, probs = {}, {}
-    more = read_labels(sample_dir()); more = more[more['count'] > 5].reset_index(drop=True)
     for n in names:
         X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
         extra = np.arange(len(df), len(df) + len(more)) if getattr(fit, 'more', False) else np.arange(0)
