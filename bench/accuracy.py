@@ -221,11 +221,13 @@ RECIPES = {
                                                             lambda *a: torch_head(*a, make=fastai_head, count_loss=.5)),
     "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
-    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, TTA": (320, ('front',), None, tail_fit),
+    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA":
+        (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
 }
 # The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-5 min a fold): they run only when
-# named with --recipes. Figures: bench/README.md.
+# named with --recipes. "tail, ..." is the tail before soft labels (one-hot targets, sigma 0). Figures: bench/README.md.
 EXPLORED = {
+    "tail, one-hot labels (the default before soft labels)": (320, ('front',), None, tail_fit),
     "tail, body at lr/10, 6 ep, no shifts": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=6, lr_div=10., crop=0)),
     "tail, one rate for body and head": (320, ('front',), None, lambda *a: tail_fit(*a, lr_div=1.)),
     "tail, 4 flips (mirror, upside down, both) in training and TTA": (320, ('front', 4), None, tail_fit),
@@ -234,7 +236,6 @@ EXPLORED = {
     "tail with stochastic depth .2 in the trained stages": (320, ('front',), None, lambda *a: tail_fit(*a, drop_path=.2)),
     "tail training stage 5 too (4 stages frozen)": (320, ('front', 2, 4), None, lambda *a: tail_fit(*a, frozen_blocks=4)),
     "tail, MixUp .4 on the maps": (320, ('front',), None, lambda *a: tail_fit(*a, mixup=.4)),
-    "tail, soft labels (neighbouring counts, sigma .5)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
     "tail, more photos (6 or more objects, trained as 5)": (320, ('front',), None, with_more(tail_fit)),
     "tail, soft labels + MixUp + more photos": (320, ('front',), None, with_more(lambda *a: tail_fit(*a, mixup=.4, sigma=.5))),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),

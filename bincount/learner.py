@@ -35,9 +35,9 @@ from .handler import preprocess
 from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head, split_body
 
 # %% auto #0
-__all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'set_normalize', 'bin_learner', 'dls_resize', 'model_config',
-           'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features', 'FlipFeatures',
-           'part_learner']
+__all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'CountSmoothingCrossEntropy', 'set_normalize', 'bin_learner',
+           'dls_resize', 'model_config', 'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features',
+           'FlipFeatures', 'part_learner']
 
 # %% ../nbs/08_learner.ipynb #af9d0889
 def count_metrics(classes:list[int], # the count of each class, in the order of the model's outputs
@@ -55,6 +55,20 @@ def torch_adamw(params, **kwargs):
     "fastai's optimiser interface over torch's `AdamW` (its multi-tensor step: faster on a CPU than fastai's per-tensor `Adam`)."
     return OptimWrapper(params, opt=torch.optim.AdamW, **kwargs)
 
+# %% ../nbs/08_learner.ipynb #8ac79c62
+class CountSmoothingCrossEntropy(nn.Module):
+    "Cross-entropy against soft labels: each count's target spread over its neighbouring counts, a Gaussian `sigma` objects wide."
+    y_int = True  # targets are class indices, as fastai's `LabelSmoothingCrossEntropy` takes them
+    def __init__(self, classes:list[int], # the count of each class, in the order of the model's outputs
+                 sigma:float=.5, # the Gaussian's width, in objects (0: one-hot targets, plain cross-entropy)
+                ):
+        super().__init__()
+        c, self.sigma = torch.tensor(classes, dtype=torch.float), sigma
+        self.targets = (-(c[None] - c[:, None])**2/(2*sigma**2)).softmax(-1) if sigma else torch.eye(len(c))  # row i: class i's target
+    def forward(self, out, targ): return nn.functional.cross_entropy(out, self.targets.to(out.device)[targ.view(-1)])
+    def activation(self, out): return out.softmax(-1)
+    def decodes(self, out): return out.argmax(-1)
+
 # %% ../nbs/08_learner.ipynb #07bd643e
 def set_normalize(dls, # fastai DataLoaders
                   mean:tuple, # channel means, 0-1 scale
@@ -71,6 +85,7 @@ def bin_learner(dls, # fastai DataLoaders from `bin_dls` (a class per count)
                 pretrained:bool=True, # start from the arch's ImageNet weights (and freeze the body)
                 weights:str|Path|None=None, # a local state dict for the body instead (`.safetensors` or `torch.save`)
                 label_smoothing:float=0., # label smoothing of the cross-entropy loss (0: plain cross-entropy)
+                count_sigma:float=0., # soft labels over the neighbouring counts (`CountSmoothingCrossEntropy`; 0: none)
                 cbs=None, # extra fastai callbacks
                 **kwargs # passed on to `vision_learner` (e.g. `lin_ftrs`, `ps`, `opt_func`, `wd`, `metrics`)
                ):
@@ -80,7 +95,9 @@ def bin_learner(dls, # fastai DataLoaders from `bin_dls` (a class per count)
         raise BincountError(f"{arch} has no pretrained weights: use --no-pretrained, --weights PATH or another --arch")
     src = weights if weights is not None else info.weights() if pretrained else None  # fails fast, before any work
     classes = [int(c) for c in dls.vocab]
-    kwargs.setdefault('loss_func', LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat())
+    if label_smoothing and count_sigma: raise BincountError("label smoothing or soft labels (count_sigma): choose one")
+    kwargs.setdefault('loss_func', CountSmoothingCrossEntropy(classes, count_sigma) if count_sigma else
+                      LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat())
     kwargs.setdefault('metrics', count_metrics(classes))
     kwargs.setdefault('opt_func', torch_adamw)
     bn = kwargs.pop('bn', True)  # fastai's head has BatchNorm; `bn=False` asks for a plain MLP (`bincount.archs.bin_head`)

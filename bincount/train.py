@@ -38,6 +38,7 @@ class Recipe:
     note: str # one line for the docs
     head: dict = field(default_factory=dict) # the head's shape (`bincount.archs.bin_head`), unless given
     label_smoothing: float = .1 # label smoothing of the loss, unless given
+    count_sigma: float = 0. # soft labels over the neighbouring counts, unless given (`bincount.learner.CountSmoothingCrossEntropy`; 0: none)
     size: int|None = None # image size, unless given (None: the arch's)
     tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
     map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`)
@@ -46,8 +47,8 @@ class Recipe:
 # %% ../nbs/11_train.ipynb #d112b2f9
 RECIPES = {
     'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
-                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps",
-                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., size=320,
+                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels",
+                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., count_sigma=.5, size=320,
                    tail_lr_div=3., map_crop=2, lr=3e-3),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
@@ -94,6 +95,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': `resolve_recipe`
                 freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
                 label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
+                count_sigma:float|None=None, # soft labels over the neighbouring counts (default: the recipe's; 0: one-hot)
                 tta:bool=True, # predict with each photo and its mirror image
                 num_workers:int=0, # DataLoader worker processes
                 skip_bad:bool=False, # leave out missing or unreadable photos (reported) instead of stopping
@@ -118,7 +120,8 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         dls = bin_dls(data, bs=bs, size=size or rec.size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
                       skip_bad=skip_bad, **dls_kw)
         learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights,
-                            label_smoothing=rec.label_smoothing if label_smoothing is None else label_smoothing, **{**rec.head, **kwargs})
+                            label_smoothing=rec.label_smoothing if label_smoothing is None else label_smoothing,
+                            count_sigma=rec.count_sigma if count_sigma is None else count_sigma, **{**rec.head, **kwargs})
         frozen = {'head': None, 'tail': info.frozen_blocks}
         fit_learn = part_learner(learn, data, frozen[recipe], rec.map_crop, cache=cache) if recipe in frozen else learn
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         save_fig(plt.gcf(), out/'losses.png')
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
         export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=epochs, recipe=recipe, bs=bs, seed=seed,
-                     split_from=labels.attrs.get('split_from'))
+                     count_sigma=getattr(learn.loss_func, 'sigma', 0.), split_from=labels.attrs.get('split_from'))
         calibration = calibrate_model(out, data, skip_bad)  # the temperature, fitted on the valid split, into config.json
     return report_model(out, data, dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1),
                                         **calibration), skip_bad)
