@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from bincount.core import cache_dir, image_path, read_labels, sample_dir
 from bincount.archs import ARCHS, load_state, match_state, split_body
 from bincount.evaluate import open_image
+from bincount.learner import CountSmoothingCrossEntropy
 from bincount.handler import preprocess
 
 BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
@@ -144,19 +145,13 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
     return p.numpy()
 
 
-def soft_targets(y:torch.Tensor, sigma:float, n:int=5) -> torch.Tensor:
-    "Each count's target as a distribution over the `n` classes: a Gaussian of width `sigma` (in objects) around it; one-hot when `sigma` is 0."
-    if not sigma: return nn.functional.one_hot(y, n).float()
-    return (-(torch.arange(n)[None] - y[:, None]).float()**2/(2*sigma**2)).softmax(-1)
-
-
 def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
              mixup=0., sigma=0.):
-    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; TTA over the flips."
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
     tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
-    Mt, yt = torch.from_numpy(M), torch.tensor(y)
+    Mt, yt, targets = torch.from_numpy(M), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets  # sigma 0: one-hot
     o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=.01)
     steps = epochs*((len(tr) + bs - 1)//bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=[lr/lr_div, lr], total_steps=steps, pct_start=.25)
@@ -168,7 +163,7 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
             x = Mt[b, torch.randint(0, M.shape[1], (len(b),), generator=g)].float()
             if crop:
                 dy, dx = torch.randint(0, crop + 1, (2,), generator=g).tolist(); x = x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
-            t = soft_targets(yt[b], sigma)
+            t = targets[yt[b]]
             if mixup:  # fastai's MixUp: each map blended with another of the batch, the larger share its own
                 lam = torch.distributions.Beta(mixup, mixup).sample((len(b),)); lam = torch.max(lam, 1 - lam)
                 j = torch.randperm(len(b), generator=g)
