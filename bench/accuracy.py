@@ -11,7 +11,7 @@ computed once per input size, for each photo and its mirror image, and cached in
 pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
 ~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
 body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
-in each fold (~2 min a fold on 2 cores with nothing else running: ~22 min for the 10 folds).
+in each fold (on 2 cores with nothing else running, 2-5 min a fold depending on the CPU: 20-50 min for the 10 folds).
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
