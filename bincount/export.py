@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/export.html.md"""
 
 # %% ../nbs/12_export.ipynb #c31a3008
 from __future__ import annotations
-import atexit, contextlib, gzip, importlib.util, io, json, logging, shutil, tarfile, tempfile, warnings
+import contextlib, gzip, importlib.util, io, json, logging, multiprocessing.util, shutil, tarfile, tempfile, warnings
 from pathlib import Path
 import numpy as np
 from .core import BincountError, atomic_path, extract_tar, image_path, read_labels, sample_dir
@@ -26,8 +26,10 @@ def model_path(model) -> Path:
     p = Path(model)
     if p.is_file() and p.name.endswith(('.tar.gz', '.tgz')):
         d = Path(tempfile.mkdtemp(prefix='bincount-model-'))
-        atexit.register(shutil.rmtree, d, ignore_errors=True)
-        p = extract_tar(p, d, 'model.tar.gz', keep=MODEL_FILES, max_bytes=MAX_MODEL_BYTES)
+        # removed when this process exits, also as a multiprocessing worker (which skips `atexit`), never by a forked copy
+        multiprocessing.util.Finalize(None, shutil.rmtree, args=(d,), kwargs=dict(ignore_errors=True), exitpriority=0)
+        try: p = extract_tar(p, d, 'model.tar.gz', keep=MODEL_FILES, max_bytes=MAX_MODEL_BYTES)
+        except BaseException: shutil.rmtree(d, ignore_errors=True); raise
     read_config(p)  # a clear error now if it is not a model
     return p
 
