@@ -233,6 +233,8 @@ EXPLORED = {
     "tail, MixUp .4 on the maps": (320, ('front',), None, lambda *a: tail_fit(*a, mixup=.4)),
     "tail, more photos (6 or more objects, trained as 5)": (320, ('front',), None, with_more(tail_fit)),
     "tail, soft labels + MixUp + more photos": (320, ('front',), None, with_more(lambda *a: tail_fit(*a, mixup=.4, sigma=.5))),
+    "tail, soft labels sigma .75": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.75)),
+    "tail, soft labels, 12 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=12)),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
 }
 

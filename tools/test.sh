@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export PATH="$PWD/$BIN:$PATH" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 failed=0
+# Everything the tests put in temporary directories goes in one, removed at the end: a notebook run by nbdev-test's
+# worker process never runs its `atexit` clean-ups, and repeated runs would fill /tmp.
+TMPDIR=$(mktemp -d); export TMPDIR; trap 'rm -rf "$TMPDIR"' EXIT
 fail() { echo "FAILED: $*"; failed=1; }
 
 # 1. The package is in sync with the notebooks, and the notebooks are clean.
