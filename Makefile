@@ -9,15 +9,13 @@ STAMP := $(VENV)/.installed
 
 # Create .venv and install the package with its dev tools; a repeat run reuses the environment, and reinstalls only
 # when pyproject.toml's content changed (a hash, not its mtime: nbdev-export rewrites the file unchanged).
-# --no-compile: Python compiles the modules it imports when first imported; pip compiling all ~21,000 files of the
-# dependencies (most never imported) took minutes of a fresh setup.
 setup:
 	@want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
 	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
 	  set -e; test -x $(BIN)/python || $(PY) -m venv $(VENV); \
 	  echo "Installing bincount and its dependencies into $(VENV) (a few minutes the first time)"; \
 	  $(BIN)/python -m pip install -q --upgrade pip; \
-	  $(BIN)/python -m pip install -q --no-compile -e '.[dev]'; \
+	  $(BIN)/python -m pip install -q -e '.[dev]'; \
 	  $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null; \
 	  echo "$$want" > $(STAMP); \
 	fi
