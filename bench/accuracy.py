@@ -26,7 +26,7 @@ from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
-from bincount.core import cache_dir, image_path, read_labels, sample_dir
+from bincount.core import cache_dir, image_path, read_labels, sample_dir, tune_cpu
 from bincount.archs import ARCHS, load_state, match_state, split_body
 from bincount.evaluate import open_image
 from bincount.learner import CountSmoothingCrossEntropy
@@ -254,7 +254,7 @@ def main(argv=None):
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
     ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON)')
     a = ap.parse_args(argv)
-    torch.set_flush_denormal(True); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
+    tune_cpu(); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
     labels = read_labels(sample_dir())
     df, more = (labels[keep].reset_index(drop=True) for keep in (labels['count'].between(1, 5), labels['count'] > 5))  # more: `with_more`
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1

@@ -23,7 +23,7 @@ The head recipe keeps the figures comparable with those first published; the def
 """
 import argparse, hashlib, json, tempfile, time, warnings
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from bincount.audit import audit_table

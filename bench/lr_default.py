@@ -11,13 +11,12 @@ Prints, per seed, the learning rate each default chose and its test accuracy, th
 of each, and the paired difference with its standard error. The body's features are computed once per split and
 cached (bench/out/home), so the two runs of a seed differ only in the learning rate.
 """
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, json, os, statistics, tempfile, time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent/'out'
 os.environ.setdefault('BINCOUNT_HOME', str(OUT/'home'))
-import torch
-from bincount.core import dataset_view, sample_dir
+from bincount.core import dataset_view, sample_dir, tune_cpu
 from bincount.train import train_model
 
 BEFORE = dict(lr_find_its=50, lr_rule='valley', lr_range=None)  # the default until the redesign
@@ -35,7 +34,7 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[42, 1, 2])
     p.add_argument('--arch', default='efficientnet_lite0')
     a = p.parse_args()
-    torch.set_flush_denormal(True)
+    tune_cpu()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for seed in a.seeds:

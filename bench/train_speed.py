@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from fastai.callback.core import Callback
-from bincount.core import dataset_view, read_labels, sample_dir, write_labels
-from bincount.data import bin_dls, plain_batches, split_labels
+from bincount.core import dataset_view, read_labels, sample_dir, write_labels, tune_cpu
+from bincount.data import bin_dls, plain_batches
 from bincount.learner import bin_learner
 
 class TrainTimer(Callback):
@@ -42,7 +42,7 @@ def main():
     ap.add_argument('--n', type=int, default=192); ap.add_argument('--size', type=int, default=160); ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--num-workers', type=int, default=0); ap.add_argument('--threads', type=int, default=torch.get_num_threads())
     a = ap.parse_args()
-    torch.set_flush_denormal(True); torch.set_num_threads(a.threads)
+    tune_cpu(); torch.set_num_threads(a.threads)
     df = read_labels(sample_dir()); df = df[df['count'].between(1, 5)].head(a.n + a.bs)[['id', 'count']]
     df['split'] = ['train']*a.n + ['valid']*a.bs
     with tempfile.TemporaryDirectory() as d:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 import numpy as np
 import pandas as pd
-from .core import BincountError, atomic_write_text, check_id, image_path, labels_path, read_labels
+from .core import BincountError, atomic_write_text, check_id, image_path, labels_path, read_labels, tune_cpu
 from .handler import Predictor, check_config, decode_image, read_config
 from .evaluate import predict_rows
 from .explore import photo_grid
@@ -336,6 +336,7 @@ def audit_cmd(model:Annotated[str, {'required': True}]=None, # a model directory
         df = audit_s3(model, data, out, top, role, instance_type, instance_count, max_hours, bucket, region, poll, dry_run, yes, job)
     else:
         if dry_run or job: raise BincountError("--dry-run and --job are for a dataset in S3 (--data s3://BUCKET/PREFIX)")
+        tune_cpu()
         df = audit_local(model, data, out, top, runtime_for(onnx, False), bs, skip_bad)
     if df is not None: _print_top(df, out)
     return 0

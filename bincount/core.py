@@ -1,4 +1,4 @@
-"""What every later notebook needs: the dataset layout, string ids, labels, atomic writes, safe archives, seeding, logging and paths.
+"""What every later notebook needs: the dataset layout, string ids, labels, atomic writes, safe archives, seeding, logging, paths and CPU settings.
 
 Docs: https://bincount.github.io/bincount/core.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #55ed63b8
 from __future__ import annotations
-import contextlib, csv, gzip, logging, numbers, os, random, re, socket, sys, tarfile, tempfile, zlib
+import contextlib, csv, ctypes, gzip, logging, numbers, os, random, re, socket, sys, tarfile, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import pandas as pd
 __all__ = ['IMAGES', 'METADATA', 'LABELS', 'MAX_COUNT', 'BincountError', 'check_id', 'image_path', 'metadata_path', 'labels_path',
            'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'check_count', 'read_labels', 'write_labels',
            'sample_dir', 'count_classes', 'dataset_view', 'extract_tar', 'set_seed', 'get_logger', 'cache_dir',
-           'free_port']
+           'free_port', 'glibc_mallopt', 'tune_malloc', 'tune_cpu']
 
 # %% ../nbs/00_core.ipynb #8b940f89
 class BincountError(Exception):
@@ -214,3 +214,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+# %% ../nbs/00_core.ipynb #cec83eff
+def glibc_mallopt(param:int, # a `M_*` parameter of glibc's malloc.h, e.g. -8 for M_ARENA_MAX
+                  value:int) -> bool:
+    "Set a glibc malloc parameter; False where the C library is not glibc or refused the value."
+    try: return ctypes.CDLL('libc.so.6').mallopt(param, value) == 1
+    except (OSError, AttributeError): return False
+
+# %% ../nbs/00_core.ipynb #bcdec0a7
+def tune_malloc() -> bool:
+    "Have glibc's malloc keep up to 1 GiB of freed memory for reuse, unless `$BINCOUNT_MALLOC_TUNING` is 0; True where it took."
+    if os.environ.get('BINCOUNT_MALLOC_TUNING', '1') == '0': return False
+    return all([glibc_mallopt(p, 1 << 30) for p in (-3, -1, -2)])  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
+
+# %% ../nbs/00_core.ipynb #29fac81d
+def tune_cpu() -> bool:
+    "For a process bincount runs itself (a command, a benchmark): `tune_malloc`, and denormal floats flushed to zero for good."
+    if 'torch' in sys.modules: sys.modules['torch'].set_flush_denormal(True)
+    return tune_malloc()

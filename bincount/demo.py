@@ -8,8 +8,7 @@ Docs: https://bincount.github.io/bincount/demo.html.md"""
 from __future__ import annotations
 import json, time
 from pathlib import Path
-import torch
-from .core import atomic_write_text, get_logger, image_path, read_labels
+from .core import atomic_write_text, get_logger, image_path, read_labels, tune_cpu
 from .explore import photo_grid, save_fig
 from .handler import read_config
 from .synth import make_synthetic
@@ -89,7 +88,7 @@ def demo_cmd(data:str=None, # a dataset directory to use instead of a synthetic 
              seed:int=42, # seed of the synthetic set, the split and training
             ):
     "Synthesise, train, evaluate and predict end to end, offline"
-    torch.set_flush_denormal(True)
+    tune_cpu()
     t0, out, log = time.time(), Path(out), get_logger(__name__)
     if data is None:
         log.info(f"making {n} synthetic bin photos in {out/'data'}")

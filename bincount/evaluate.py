@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
-import torch
 from PIL import Image
-from .core import BincountError, atomic_write_text, image_path, labels_path, read_labels
+from .core import BincountError, atomic_write_text, image_path, labels_path, read_labels, tune_cpu
 from .explore import photo_grid, save_fig
 from .handler import Predictor, RequestError, TorchRuntime, decode_image
 from .archs import load_model
@@ -197,5 +196,5 @@ def evaluate_cmd(model:str=None, # model directory (required)
     "Score a model on a dataset (accuracy, RMSE, MAE, confusion)"
     for k, v in dict(model=model, data=data).items():
         if v is None: raise BincountError(f"--{k} is required")
-    torch.set_flush_denormal(True)
+    tune_cpu()
     print(json.dumps(evaluate_model(model, data, split=split, bs=bs, skip_bad=skip_bad)))

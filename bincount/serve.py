@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/serve.html.md"""
 
 # %% ../nbs/14_serve.ipynb #c20a2b74
 from __future__ import annotations
-import contextlib, ctypes, json, logging, os, signal, socket, sys, threading, time
+import contextlib, json, logging, os, signal, socket, sys, threading, time
 from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +14,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Annotated
 import numpy as np
-from .core import BincountError, get_logger
+from .core import BincountError, get_logger, glibc_mallopt
 from .handler import (JSON_TYPE, MAX_BODY_BYTES, ModelError, PayloadTooLarge, Predictor, RequestError, is_batch, load_image,
                               open_request, output_fn)
 from .export import load_predictor, model_path, onnx_graph
@@ -310,8 +310,7 @@ def _worker(server:InferenceServer, model_dir:Path, runtime:str, threads:int|Non
 # %% ../nbs/14_serve.ipynb #242c85cc
 def _cap_malloc_arenas(n:int=2):
     "Cap glibc's malloc arenas: with a thread per connection, one arena per thread grows RSS by fragmentation (no-op elsewhere)."
-    try: ctypes.CDLL('libc.so.6').mallopt(-8, n)  # -8: M_ARENA_MAX
-    except (OSError, AttributeError): pass
+    glibc_mallopt(-8, n)  # -8: M_ARENA_MAX
 
 # %% ../nbs/14_serve.ipynb #5ba1d14e
 def serve(model, # a model directory or model.tar.gz

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse, json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-import torch
 import torch.distributed as dist
 import matplotlib.pyplot as plt
 from fastcore.script import anno_parser
-from .core import BincountError, atomic_write_text, get_logger, set_seed
+from .core import BincountError, atomic_write_text, get_logger, set_seed, tune_cpu, tune_malloc
 from .data import bin_dls, ensure_split, labels_writable
 from .explore import save_fig
 from .archs import get_arch
@@ -107,6 +106,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                ) -> dict:
     "Train a counting model on `data`, write its model directory to `out`, and return its validation and test metrics."
     t0, out, info = time.time(), Path(out), get_arch(arch)
+    tune_malloc()
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
     recipe = resolve_recipe(recipe, pretrained, arch)
@@ -177,7 +177,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
     data, out = _default(data, 'SM_CHANNEL_TRAINING'), Path(_default(out, 'SM_MODEL_DIR', fallback='model'))
     if data is None: raise BincountError("--data DIR is required (in a SageMaker job: the 'training' channel)")
     logs, test_data, options = Path(_default(logs, 'SM_OUTPUT_DATA_DIR', fallback=out/'logs')), _default(test_data, 'SM_CHANNEL_TEST'), dict(locals())
-    torch.set_flush_denormal(True)
+    tune_cpu()
     rank = int(os.environ.get('RANK', 0))
     cbs = [MetricLogger(logs, rank), StepLog(logs, rank)] + ([TorchProfile(logs, profile_steps, rank)] if profile_steps else [])
     if (hook := smdebug_callback()) is not None: cbs.append(hook)

@@ -5,6 +5,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export PATH="$PWD/$BIN:$PATH" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+# nbdev-test runs each notebook in a thread, and glibc gives a thread other than the main one malloc heaps of at most
+# 64 MB, where `tune_cpu` cannot keep the larger tensors of training: one heap for all threads (~1/3 off a training).
+export MALLOC_ARENA_MAX=1
 failed=0
 # Everything the tests put in temporary directories goes in one, removed at the end: a notebook run by nbdev-test's
 # worker process never runs its `atexit` clean-ups, and repeated runs would fill /tmp.
