@@ -1,4 +1,4 @@
-"""`tune_cpu`'s malloc settings: `bincount train` with them (the default) and without (`BINCOUNT_MALLOC_TUNING=0`).
+"""`tune_malloc`'s settings: `bincount train` with them (the default) and without (`BINCOUNT_MALLOC_TUNING=0`).
 
     python bench/cpu_tuning.py [--n 300] [--recipe tail] [--epochs 2] [--rounds 2]
 
