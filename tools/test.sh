@@ -21,6 +21,15 @@ nbdev-clean || fail "nbdev-clean"
 after=$(git status --porcelain | md5sum)
 if [[ $before != "$after" ]]; then git status --porcelain; fail "nbdev-export/nbdev-clean changed the tree: export and clean the notebooks, then commit"; fi
 
+# 1a. No notebook exports when run as a test: two run at a time, and an export rewrites the modules the other imports.
+for nb in $(grep -l 'nbdev_export()' nbs/*.ipynb nbs/*/*.ipynb 2>/dev/null); do
+  python - "$nb" <<'PY' || fail "$nb: give its nbdev_export() cell the directive '#| eval: false'"
+import json, sys
+cells = json.load(open(sys.argv[1]))['cells']
+sys.exit(any(c['cell_type'] == 'code' and 'nbdev_export()' in ''.join(c['source']) and 'eval: false' not in ''.join(c['source']) for c in cells))
+PY
+done
+
 # 1b. The exported package passes the linter (ruff: unused imports, undefined names, redefinitions).
 ruff check bincount || fail "ruff check bincount: fix the findings in the notebooks, then export"
 
