@@ -146,14 +146,16 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
 
 
 def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
-             mixup=0., sigma=0.):
-    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips."
+             mixup=0., sigma=0., wd=.01, ema=0.):
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step)."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
     tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
     Mt, yt, targets = torch.from_numpy(M), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets  # sigma 0: one-hot
-    o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=.01)
+    o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=wd)
     steps = epochs*((len(tr) + bs - 1)//bs)
+    avg = torch.optim.swa_utils.AveragedModel(nn.Sequential(tail, head), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema),
+                                              use_buffers=True) if ema else None
     sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=[lr/lr_div, lr], total_steps=steps, pct_start=.25)
     for _ in range(epochs):
         tail.train(); head.train(); perm = tr[torch.randperm(len(tr), generator=g).numpy()]
@@ -170,6 +172,8 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
                 x = torch.lerp(x[j], x, lam[:, None, None, None]); t = torch.lerp(t[j], t, lam[:, None])
             loss = nn.functional.cross_entropy(head(tail(x)), t)
             o.zero_grad(); loss.backward(); o.step(); sched.step()
+            if avg: avg.update_parameters(nn.Sequential(tail, head))
+    if avg: tail, head = avg.module[0], avg.module[1]
     tail.eval(); head.eval()
     with torch.no_grad():
         p = [sum(head(tail(Mt[te[i:i+64], v].float())).softmax(-1) for v in range(M.shape[1]))/M.shape[1] for i in range(0, len(te), 64)]
@@ -235,6 +239,8 @@ EXPLORED = {
     "tail, soft labels + MixUp + more photos": (320, ('front',), None, with_more(lambda *a: tail_fit(*a, mixup=.4, sigma=.5))),
     "tail, soft labels sigma .75": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.75)),
     "tail, soft labels, 12 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=12)),
+    "tail, soft labels, weight decay .1": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, wd=.1)),
+    "tail, soft labels, EMA of the weights (decay .99 a step)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, ema=.99)),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
 }
 
