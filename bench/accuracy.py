@@ -154,7 +154,8 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     Mt, yt, targets = torch.from_numpy(M), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets  # sigma 0: one-hot
     o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=wd)
     steps = epochs*((len(tr) + bs - 1)//bs)
-    avg = torch.optim.swa_utils.AveragedModel(nn.Sequential(tail, head), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema),
+    net = nn.Sequential(tail, head)
+    avg = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema),
                                               use_buffers=True) if ema else None
     sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=[lr/lr_div, lr], total_steps=steps, pct_start=.25)
     for _ in range(epochs):
@@ -172,7 +173,7 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
                 x = torch.lerp(x[j], x, lam[:, None, None, None]); t = torch.lerp(t[j], t, lam[:, None])
             loss = nn.functional.cross_entropy(head(tail(x)), t)
             o.zero_grad(); loss.backward(); o.step(); sched.step()
-            if avg: avg.update_parameters(nn.Sequential(tail, head))
+            if avg: avg.update_parameters(net)
     if avg: tail, head = avg.module[0], avg.module[1]
     tail.eval(); head.eval()
     with torch.no_grad():

@@ -17,12 +17,11 @@ def train_once(data, d, tuned, a):
     env = {**os.environ, 'BINCOUNT_HOME': home, 'BINCOUNT_LOG_LEVEL': 'WARNING', 'BINCOUNT_MALLOC_TUNING': '1' if tuned else '0'}
     cmd = [sys.executable, '-c', 'import sys; from bincount.cli import main; sys.exit(main())', 'train', '--data', str(data), '--out', out, '--arch', 'efficientnet_lite0',
            '--recipe', a.recipe, '--epochs', str(a.epochs), '--seed', '0']
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode: sys.exit(f"bincount train failed ({p.returncode}): {p.stderr.read()[-2000:]}")
+    with open(Path(out)/'stderr.txt', 'w+') as err:  # a file, not a pipe: nothing reads a pipe while wait4 waits
+        t0 = time.perf_counter()
+        _, status, ru = os.wait4(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err).pid, 0)
+        wall = time.perf_counter() - t0
+        if code := os.waitstatus_to_exitcode(status): err.seek(0); sys.exit(f"bincount train failed ({code}): {err.read()[-2000:]}")
     return dict(wall=wall, user=ru.ru_utime, sys=ru.ru_stime, rss=ru.ru_maxrss/1024)
 
 def main():

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export PATH="$PWD/$BIN:$PATH" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 # nbdev-test runs each notebook in a thread, and glibc gives a thread other than the main one malloc heaps of at most
-# 64 MB, where `tune_cpu` cannot keep the larger tensors of training: one heap for all threads (~1/3 off a training).
+# 64 MB, where `tune_malloc` cannot keep the larger tensors of training: one heap for all threads (~1/3 off a training).
 export MALLOC_ARENA_MAX=1
 failed=0
 # Everything the tests put in temporary directories goes in one, removed at the end: a notebook run by nbdev-test's
@@ -22,13 +22,13 @@ after=$(git status --porcelain | md5sum)
 if [[ $before != "$after" ]]; then git status --porcelain; fail "nbdev-export/nbdev-clean changed the tree: export and clean the notebooks, then commit"; fi
 
 # 1a. No notebook exports when run as a test: two run at a time, and an export rewrites the modules the other imports.
-for nb in $(grep -l 'nbdev_export()' nbs/*.ipynb nbs/*/*.ipynb 2>/dev/null); do
-  python - "$nb" <<'PY' || fail "$nb: give its nbdev_export() cell the directive '#| eval: false'"
+python - $(grep -l 'nbdev_export()' nbs/*.ipynb nbs/*/*.ipynb 2>/dev/null) <<'PY' || fail "give each nbdev_export() cell above the directive '#| eval: false'"
 import json, sys
-cells = json.load(open(sys.argv[1]))['cells']
-sys.exit(any(c['cell_type'] == 'code' and 'nbdev_export()' in ''.join(c['source']) and 'eval: false' not in ''.join(c['source']) for c in cells))
+runs = lambda c: c['cell_type'] == 'code' and 'nbdev_export()' in ''.join(c['source']) and 'eval: false' not in ''.join(c['source'])
+bad = [f for f in sys.argv[1:] if any(map(runs, json.load(open(f))['cells']))]
+for f in bad: print(f)
+sys.exit(bool(bad))
 PY
-done
 
 # 1b. The exported package passes the linter (ruff: unused imports, undefined names, redefinitions).
 ruff check bincount || fail "ruff check bincount: fix the findings in the notebooks, then export"
