@@ -145,9 +145,16 @@ def torch_head(X, y, tr, te, seed, make, opt=None, epochs=10, one_cycle=1e-2, tt
     return p.numpy()
 
 
+def test_windows(windows:str|None, crop:int) -> list:
+    "What the tail sees of a test map: None the whole map; 'centre' its central window of the trained size (`crop` cells smaller); 'five' that and the four corner windows."
+    def win(dy, dx): return lambda x: x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
+    if windows is None: return [lambda x: x]
+    return [win(crop//2, crop//2)] + ([win(0, 0), win(0, crop), win(crop, 0), win(crop, crop)] if windows == 'five' else [])
+
+
 def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
-             mixup=0., sigma=0., wd=.01, ema=0.):
-    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step)."
+             mixup=0., sigma=0., wd=.01, ema=0., windows=None):
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step); `windows`: TTA over `test_windows` too."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
     tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
@@ -177,7 +184,9 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     if avg: tail, head = avg.module[0], avg.module[1]
     tail.eval(); head.eval()
     with torch.no_grad():
-        p = [sum(head(tail(Mt[te[i:i+64], v].float())).softmax(-1) for v in range(M.shape[1]))/M.shape[1] for i in range(0, len(te), 64)]
+        ws = test_windows(windows, crop)
+        p = [sum(head(tail(w(Mt[te[i:i+64], v].float()))).softmax(-1) for v in range(M.shape[1]) for w in ws)/(M.shape[1]*len(ws))
+             for i in range(0, len(te), 64)]
     torch.set_num_threads(threads)
     return torch.cat(p).numpy()
 
@@ -204,8 +213,8 @@ def ensemble(*fits):
     return lambda X, y, tr, te, seed: np.mean([f(X, y, tr, te, seed + k) for k, f in enumerate(fits)], 0)
 
 
-# name -> (input size, layers, pooling, head); layers ('front', V, F): the maps of V `flipped` views (default 2) out of the first F
-# stages (default: the arch's `frozen_blocks`)
+# name -> (input size, layers, pooling, head); layers ('front', V, F, A): the maps of V `flipped` views (default 2) out of the first F
+# stages (default, or 0: the arch's `frozen_blocks`) of arch A (default EfficientNet-Lite0)
 RECIPES = {
     "course: frozen backbone, MLP 128-64-5, Adagrad .01, 5 ep": (224, ('head',), 'avg', course_mlp),
     "fastai head, 1cycle 1e-2, 10 ep, TTA": (224, ('head',), 'both', lambda *a: torch_head(*a, make=fastai_head)),
@@ -242,6 +251,10 @@ EXPLORED = {
     "tail, soft labels, 12 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=12)),
     "tail, soft labels, weight decay .1": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, wd=.1)),
     "tail, soft labels, EMA of the weights (decay .99 a step)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, ema=.99)),
+    "tail, soft labels, TTA over the central window of the maps (the size trained on)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, windows='centre')),
+    "tail, soft labels, TTA over five windows of the maps (centre and corners)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, windows='five')),
+    "tail on EfficientNet-Lite2 (its first 5 stages frozen), soft labels": (320, ('front', 2, 0, 'efficientnet_lite2'), None,
+                                                                          lambda *a: tail_fit(*a, sigma=.5, arch='efficientnet_lite2')),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
 }
 
@@ -267,19 +280,20 @@ def main(argv=None):
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
     RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
-    def source(n):  # what recipe `n` trains on: (size, views, stages) of the front's maps, or (size, 0, 0) for pooled features
+    def source(n):  # what recipe `n` trains on: (size, views, stages, arch) of the front's maps, or (size, 0, 0, '') for pooled features
         size, layers = RECIPES[n][:2]
-        if layers[0] != 'front': return size, 0, 0
+        if layers[0] != 'front': return size, 0, 0, ''
         views = layers[1] if len(layers) > 1 else 2
         stages = layers[2] if len(layers) > 2 else 0  # 0: the arch's frozen_blocks
-        return size, views, stages
+        return size, views, stages, layers[3] if len(layers) > 3 else 'efficientnet_lite0'
     inputs = {}
-    for size, views, fb in sorted({source(n) for n in names}):
-        t = time.time(); inputs[size, views, fb] = front_maps(df, size, views=views, frozen_blocks=fb or None) if views else features(df, size)
-        print(f"{f'front maps ({views} views)' if views else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+    for size, views, fb, arch in sorted({source(n) for n in names}):
+        t = time.time()
+        inputs[size, views, fb, arch] = front_maps(df, size, arch, views=views, frozen_blocks=fb or None) if views else features(df, size)
+        print(f"{f'{arch} front maps ({views} views)' if views else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
     def X_of(n):
         size, layers, pool, _ = RECIPES[n]
-        return inputs[source(n)] if layers[0] == 'front' else view(inputs[size, 0, 0], layers, pool)
+        return inputs[source(n)] if layers[0] == 'front' else view(inputs[size, 0, 0, ''], layers, pool)
     folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeat or a.repeats, random_state=0).split(df, y))
     first_seed = (a.repeat - 1)*a.folds if a.repeat else 0  # a fold's seed is its place in the full run
     if a.repeat: folds = folds[first_seed:]
@@ -290,8 +304,8 @@ def main(argv=None):
         X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
         extra = np.arange(len(df), len(df) + len(more)) if getattr(fit, 'more', False) else np.arange(0)
         if len(extra):
-            size, views, fb = source(n)
-            X, yy = np.concatenate([X, front_maps(more, size, views=views, frozen_blocks=fb or None)]), np.concatenate([y, np.full(len(more), 4)])
+            size, views, fb, arch = source(n)
+            X, yy = np.concatenate([X, front_maps(more, size, arch, views=views, frozen_blocks=fb or None)]), np.concatenate([y, np.full(len(more), 4)])
         probs[n] = [fit(X, yy, np.concatenate([tr, extra]), te, k) for k, (tr, te) in enumerate(folds, first_seed)]
         per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
