@@ -15,11 +15,15 @@ in each fold (on 2 cores with nothing else running, 2-5 min a fold depending on 
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
-other 5 (with the full run's seeds).
+other 5 (with the full run's seeds). A tail training's test probabilities are kept in the cache too (`remembered`), so
+an ensemble of seeds, or a re-run, trains only what no earlier run did.
 
-    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE]
+The "GPU:" recipes fine-tune the whole network on the photos: with `--device cuda`, seconds a fold (the tail recipe and
+the features run there too); on 2 cores, hours.
+
+    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE] [--device cuda]
 """
-import argparse, hashlib, json, os, time, warnings
+import argparse, functools, hashlib, inspect, json, math, os, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
@@ -33,6 +37,7 @@ from bincount.learner import CountSmoothingCrossEntropy
 from bincount.handler import preprocess
 
 BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
+DEVICE = torch.device('cpu')  # where the networks run: `--device`
 
 
 def _body(arch:str, drop_path:float=0.) -> nn.Module:
@@ -49,22 +54,27 @@ def _cfg(arch:str, size:int) -> dict:
     return dict(size=[size, size], resize='squash', mean=list(info.mean), std=list(info.std), pad_mode='zeros')
 
 
+def photos(df, size:int, arch:str='efficientnet_lite0') -> torch.Tensor:
+    "The photos of `df` as the handler prepares them for `arch` at `size`: float32 [N, 3, size, size]."
+    return torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id']]))
+
+
 def features(df, size:int, arch:str='efficientnet_lite0', bs:int=16) -> dict:
     "Pooled features of each photo of `df` and its mirror image, by layer: {'b2'..'b6', 'head', 'grid2'} -> [N, 2, C]."
     key = hashlib.sha1(f"{arch}{size}{','.join(df['id'])}".encode()).hexdigest()[:12]
     path = cache_dir()/'bench'/f"{arch}_{size}_{key}.npz"
     if path.exists(): return dict(np.load(path))
-    body, taps = _body(arch).eval(), {}
+    body, taps = _body(arch).eval().to(DEVICE), {}
     for i in BLOCKS: body.blocks[i].register_forward_hook(lambda m, a, o, i=i: taps.__setitem__(f'b{i}', o))
     out = {}
     for s in range(0, len(df), bs):
-        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id'][s:s+bs]]))
+        x = photos(df[s:s+bs], size, arch).to(DEVICE)
         with torch.inference_mode():
             for v, xx in enumerate((x, x.flip(-1))):
                 f = body.forward_features(xx)
                 pooled = {k: torch.cat([m.amax((2, 3)), m.mean((2, 3))], 1) for k, m in {**taps, 'head': f}.items()}
                 pooled['grid2'] = nn.functional.adaptive_avg_pool2d(f, 2).flatten(1)
-                for k, p in pooled.items(): out.setdefault(k, np.zeros((len(df), 2, p.shape[1]), np.float32))[s:s+len(x), v] = p.numpy()
+                for k, p in pooled.items(): out.setdefault(k, np.zeros((len(df), 2, p.shape[1]), np.float32))[s:s+len(x), v] = p.cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True); np.savez(path, **out)
     return out
 
@@ -80,11 +90,11 @@ def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16, views:int
     key = hashlib.sha1(f"front{arch}{size}{','.join(df['id'])}{'' if views == 2 else views}{'' if fb == ARCHS[arch].frozen_blocks else f'fb{fb}'}".encode()).hexdigest()[:12]
     path = cache_dir()/'bench'/f"{arch}_{size}_front_{key}.npy"
     if path.exists(): return np.load(path)
-    front = split_body(_body(arch), fb)[0].eval()
+    front = split_body(_body(arch), fb)[0].eval().to(DEVICE)
     out = None
     for s in range(0, len(df), bs):
-        x = torch.from_numpy(np.stack([preprocess(open_image(image_path(sample_dir(), b)), _cfg(arch, size)) for b in df['id'][s:s+bs]]))
-        with torch.inference_mode(): m = torch.stack([front(flipped(x, v)) for v in range(views)], 1).half().numpy()
+        x = photos(df[s:s+bs], size, arch).to(DEVICE)
+        with torch.inference_mode(): m = torch.stack([front(flipped(x, v)) for v in range(views)], 1).half().cpu().numpy()
         if out is None: out = np.zeros((len(df), *m.shape[1:]), np.float16)
         out[s:s+len(x)] = m
     path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
@@ -152,13 +162,32 @@ def test_windows(windows:str|None, crop:int) -> list:
     return [win(crop//2, crop//2)] + ([win(0, 0), win(0, crop), win(crop, 0), win(crop, crop)] if windows == 'five' else [])
 
 
+def remembered(fit):
+    "`fit`, its test probabilities kept in the bench's cache: a recipe that repeats a training another one ran (an ensemble's member, the default's) reads them back. The key: `fit`'s source, its inputs, the fold, the seed, the options, the device."
+    src = inspect.getsource(fit)
+    @functools.wraps(fit)
+    def fit_remembered(M, y, tr, te, seed, **kw):
+        args = inspect.signature(fit).bind(M, y, tr, te, seed, **kw); args.apply_defaults()
+        opts = sorted((k, v) for k, v in args.arguments.items() if k not in ('M', 'y', 'tr', 'te'))
+        h = hashlib.sha1(f"{src}{opts}{DEVICE}{M.shape}".encode())
+        for a in (M, y, tr, te): h.update(np.ascontiguousarray(a).data)
+        path = cache_dir()/'bench'/'fits'/f"{fit.__name__}_{h.hexdigest()[:16]}.npy"
+        if path.exists(): return np.load(path)
+        p = fit(M, y, tr, te, seed, **kw)
+        path.parent.mkdir(parents=True, exist_ok=True); np.save(path.with_suffix('.tmp.npy'), p); path.with_suffix('.tmp.npy').replace(path)
+        return p
+    return fit_remembered
+
+
+@remembered
 def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
              mixup=0., sigma=0., wd=.01, ema=0., windows=None):
     "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step); `windows`: TTA over `test_windows` too."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
     tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
-    Mt, yt, targets = torch.from_numpy(M), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets  # sigma 0: one-hot
+    tail, head = tail.to(DEVICE), head.to(DEVICE)
+    Mt, yt, targets = torch.from_numpy(M), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets.to(DEVICE)  # sigma 0: one-hot
     o = torch.optim.AdamW([dict(params=tail.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=wd)
     steps = epochs*((len(tr) + bs - 1)//bs)
     net = nn.Sequential(tail, head)
@@ -170,13 +199,13 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
         for i in range(0, len(perm), bs):
             b = perm[i:i+bs]
             if len(b) < 2: continue
-            x = Mt[b, torch.randint(0, M.shape[1], (len(b),), generator=g)].float()
+            x = Mt[b, torch.randint(0, M.shape[1], (len(b),), generator=g)].to(DEVICE).float()
             if crop:
                 dy, dx = torch.randint(0, crop + 1, (2,), generator=g).tolist(); x = x[..., dy:dy + x.shape[-2] - crop, dx:dx + x.shape[-1] - crop]
             t = targets[yt[b]]
             if mixup:  # fastai's MixUp: each map blended with another of the batch, the larger share its own
-                lam = torch.distributions.Beta(mixup, mixup).sample((len(b),)); lam = torch.max(lam, 1 - lam)
-                j = torch.randperm(len(b), generator=g)
+                lam = torch.distributions.Beta(mixup, mixup).sample((len(b),)).to(DEVICE); lam = torch.max(lam, 1 - lam)
+                j = torch.randperm(len(b), generator=g).to(DEVICE)
                 x = torch.lerp(x[j], x, lam[:, None, None, None]); t = torch.lerp(t[j], t, lam[:, None])
             loss = nn.functional.cross_entropy(head(tail(x)), t)
             o.zero_grad(); loss.backward(); o.step(); sched.step()
@@ -185,10 +214,49 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     tail.eval(); head.eval()
     with torch.no_grad():
         ws = test_windows(windows, crop)
-        p = [sum(head(tail(w(Mt[te[i:i+64], v].float()))).softmax(-1) for v in range(M.shape[1]) for w in ws)/(M.shape[1]*len(ws))
+        p = [sum(head(tail(w(Mt[te[i:i+64], v].to(DEVICE).float()))).softmax(-1) for v in range(M.shape[1]) for w in ws)/(M.shape[1]*len(ws))
              for i in range(0, len(te), 64)]
     torch.set_num_threads(threads)
-    return torch.cat(p).numpy()
+    return torch.cat(p).cpu().numpy()
+
+
+def augment(x:torch.Tensor, g:torch.Generator, zoom:float=.8, degrees:float=10.) -> torch.Tensor:
+    "fastai-style augmentation of a batch on its device, one affine warp each: mirrored at random, a window of `zoom`-1 of the side, shifted, turned up to `degrees`."
+    n, u = len(x), lambda lo, hi: torch.empty(len(x)).uniform_(lo, hi, generator=g)
+    s, a = u(zoom, 1.), u(-degrees, degrees)*math.pi/180
+    flip = torch.where(torch.rand(n, generator=g) < .5, -1., 1.)
+    row0 = torch.stack([a.cos()*s*flip, -a.sin()*s, u(-1, 1)*(1 - s)], 1)
+    row1 = torch.stack([a.sin()*s*flip, a.cos()*s, u(-1, 1)*(1 - s)], 1)
+    grid = nn.functional.affine_grid(torch.stack([row0, row1], 1).to(x), list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, padding_mode='reflection', align_corners=False)
+
+
+def finetune_fit(P, y, tr, te, seed, epochs=15, lr=2e-3, lr_div=4., bs=64, sigma=.5, wd=.01, arch='efficientnet_lite0'):
+    "The whole network fine-tuned on the photos `P` (a GPU recipe: seconds a fold there, hours on 2 cores): body at lr/lr_div, the plain MLP head at lr, one cycle; `augment` on the device; soft labels (`sigma`); TTA over the mirror image; bf16 autocast on a GPU."
+    torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
+    body, head = _body(arch), plain_mlp(1280)
+    net = nn.Sequential(body, head).to(DEVICE).to(memory_format=torch.channels_last)
+    o = torch.optim.AdamW([dict(params=body.parameters(), lr=lr/lr_div), dict(params=head.parameters(), lr=lr)], weight_decay=wd)
+    sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=[lr/lr_div, lr], total_steps=epochs*((len(tr) + bs - 1)//bs), pct_start=.25)
+    Pd, yt, targets = P.to(DEVICE), torch.tensor(y), CountSmoothingCrossEntropy(range(1, 6), sigma).targets.to(DEVICE)
+    amp = dict(device_type=DEVICE.type, dtype=torch.bfloat16, enabled=DEVICE.type == 'cuda')
+    t, seen = time.time(), 0
+    for _ in range(epochs):
+        net.train(); perm = tr[torch.randperm(len(tr), generator=g).numpy()]
+        for i in range(0, len(perm), bs):
+            b = perm[i:i+bs]
+            if len(b) < 2: continue
+            x = augment(Pd[torch.from_numpy(b).to(DEVICE)].float(), g).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(**amp): out = net(x)
+            loss = nn.functional.cross_entropy(out.float(), targets[yt[b]])
+            o.zero_grad(); loss.backward(); o.step(); sched.step(); seen += len(b)
+    if DEVICE.type == 'cuda': torch.cuda.synchronize()
+    print(f"    fine-tune (seed {seed}): {seen/(time.time() - t):.0f} photos/s in training", flush=True)
+    net.eval()
+    with torch.no_grad(), torch.autocast(**amp):
+        p = [sum(net(xx).float().softmax(-1) for xx in (x, x.flip(-1)))/2
+             for x in (Pd[torch.from_numpy(te[i:i+256]).to(DEVICE)].float().contiguous(memory_format=torch.channels_last) for i in range(0, len(te), 256))]
+    return torch.cat(p).cpu().numpy()
 
 
 def logreg(X, y, tr, te, seed, C=.05):
@@ -256,6 +324,14 @@ EXPLORED = {
     "tail on EfficientNet-Lite2 (its first 5 stages frozen), soft labels": (320, ('front', 2, 0, 'efficientnet_lite2'), None,
                                                                           lambda *a: tail_fit(*a, sigma=.5, arch='efficientnet_lite2')),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
+    "tail, soft labels, 4 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=4)),
+    "tail, soft labels, two 4-epoch runs averaged (the default's training time)": (320, ('front',), None, lambda X, y, tr, te, seed:
+        (tail_fit(X, y, tr, te, seed, sigma=.5, epochs=4) + tail_fit(X, y, tr, te, seed + 100, sigma=.5, epochs=4))/2),
+    "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
+    "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, lambda X, y, tr, te, seed:
+        (tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2),
+    "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
+    "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),
 }
 
 
@@ -272,16 +348,20 @@ def main(argv=None):
     ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all but EXPLORED); the course recipe always runs')
     ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
-    ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON)')
+    ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON, after each recipe)')
+    ap.add_argument('--device', default='cpu', help="where the networks run: 'cpu', or 'cuda' for the GPU recipes (fine-tuning the whole network)")
     a = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(a.device); torch.backends.cudnn.benchmark = DEVICE.type == 'cuda'
     tune_cpu(); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
     labels = read_labels(sample_dir())
     df, more = (labels[keep].reset_index(drop=True) for keep in (labels['count'].between(1, 5), labels['count'] > 5))  # more: `with_more`
     counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
     RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
-    def source(n):  # what recipe `n` trains on: (size, views, stages, arch) of the front's maps, or (size, 0, 0, '') for pooled features
+    def source(n):  # what recipe `n` trains on: (size, views, stages, arch) of the front's maps, (size, -1, 0, arch) for the photos, (size, 0, 0, '') for pooled features
         size, layers = RECIPES[n][:2]
+        if layers[0] == 'photos': return size, -1, 0, 'efficientnet_lite0'
         if layers[0] != 'front': return size, 0, 0, ''
         views = layers[1] if len(layers) > 1 else 2
         stages = layers[2] if len(layers) > 2 else 0  # 0: the arch's frozen_blocks
@@ -289,11 +369,13 @@ def main(argv=None):
     inputs = {}
     for size, views, fb, arch in sorted({source(n) for n in names}):
         t = time.time()
-        inputs[size, views, fb, arch] = front_maps(df, size, arch, views=views, frozen_blocks=fb or None) if views else features(df, size)
-        print(f"{f'{arch} front maps ({views} views)' if views else 'features'} at {size} px: {time.time()-t:.0f} s (cached after the first run)", flush=True)
+        inputs[size, views, fb, arch] = (photos(df, size, arch).half() if views < 0 else front_maps(df, size, arch, views=views, frozen_blocks=fb or None)
+                                         if views else features(df, size))
+        what = 'photos' if views < 0 else f'{arch} front maps ({views} views)' if views else 'features'
+        print(f"{what} at {size} px: {time.time()-t:.0f} s{' (cached after the first run)' if views >= 0 else ''}", flush=True)
     def X_of(n):
         size, layers, pool, _ = RECIPES[n]
-        return inputs[source(n)] if layers[0] == 'front' else view(inputs[size, 0, 0, ''], layers, pool)
+        return inputs[source(n)] if layers[0] in ('front', 'photos') else view(inputs[size, 0, 0, ''], layers, pool)
     folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeat or a.repeats, random_state=0).split(df, y))
     first_seed = (a.repeat - 1)*a.folds if a.repeat else 0  # a fold's seed is its place in the full run
     if a.repeat: folds = folds[first_seed:]
@@ -309,6 +391,7 @@ def main(argv=None):
         probs[n] = [fit(X, yy, np.concatenate([tr, extra]), te, k) for k, (tr, te) in enumerate(folds, first_seed)]
         per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
+        write(a.out, dict(folds=len(folds), photos=len(df), device=str(DEVICE), recipes={m: r.to_dict('list') for m, r in per.items()}))
     base, k = per[names[0]], len(folds)
     rows = [dict(recipe="always '3'", accuracy=f"{100*(counts == 3).mean():.1f}", rmse=f"{np.sqrt(((3 - counts)**2).mean()):.2f}",
                  within_one=f"{100*(abs(3 - counts) <= 1).mean():.1f}", vs_course='')]
@@ -319,7 +402,7 @@ def main(argv=None):
                          within_one=f"{100*r['within_one'].mean():.1f}",
                          vs_course='' if n == names[0] else f"{d.mean():+.1f} ± {d.std()/np.sqrt(k):.1f}"))
     print(pd.DataFrame(rows).fillna("").to_string(index=False))
-    res = dict(folds=k, photos=len(df), recipes={n: per[n].to_dict('list') for n in names})
+    res = dict(folds=k, photos=len(df), device=str(DEVICE), recipes={n: per[n].to_dict('list') for n in names})
     if a.best:
         n = next(n for n in names if a.best in n)
         X, fit, curve, first = X_of(n), RECIPES[n][3], {}, folds[:a.folds]  # the first repeat: each photo tested once
@@ -335,8 +418,13 @@ def main(argv=None):
         oof = np.zeros((len(df), 5))
         for p, (tr, te) in zip(probs[n], first): oof[te] = p
         res['oof'] = dict(recipe=n, ids=df['id'].tolist(), counts=counts.tolist(), probs=np.round(oof, 5).tolist())
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+    write(a.out, res)
+
+
+def write(path, res:dict):
+    "The bench's figures into `path` (JSON)."
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=1, default=float))
 
 
 if __name__ == '__main__': main()
