@@ -11,7 +11,7 @@ computed once per input size, for each photo and its mirror image, and cached in
 pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
 ~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
 body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
-in each fold (on 2 cores with nothing else running, 2-5 min a fold depending on the CPU: 20-50 min for the 10 folds).
+in each fold (on 2 cores with nothing else running, 2-12 min a fold depending on the CPU: 20-120 min for the 10 folds).
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
@@ -301,7 +301,7 @@ RECIPES = {
     "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA":
         (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
 }
-# The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-5 min a fold): they run only when
+# The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-12 min a fold): they run only when
 # named with --recipes. "tail, ..." is the tail before soft labels (one-hot targets, sigma 0). Figures: bench/README.md.
 EXPLORED = {
     "tail, one-hot labels (the default before soft labels)": (320, ('front',), None, tail_fit),
@@ -324,9 +324,6 @@ EXPLORED = {
     "tail on EfficientNet-Lite2 (its first 5 stages frozen), soft labels": (320, ('front', 2, 0, 'efficientnet_lite2'), None,
                                                                           lambda *a: tail_fit(*a, sigma=.5, arch='efficientnet_lite2')),
     "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
-    "tail, soft labels, 4 epochs": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=4)),
-    "tail, soft labels, two 4-epoch runs averaged (the default's training time)": (320, ('front',), None, lambda X, y, tr, te, seed:
-        (tail_fit(X, y, tr, te, seed, sigma=.5, epochs=4) + tail_fit(X, y, tr, te, seed + 100, sigma=.5, epochs=4))/2),
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
     "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, lambda X, y, tr, te, seed:
         (tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2),
