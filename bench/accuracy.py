@@ -23,14 +23,13 @@ the features run there too); on 2 cores, hours.
 
     python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE] [--device cuda]
 """
-import argparse, functools, hashlib, inspect, json, math, os, time, warnings
-from pathlib import Path
+import argparse, functools, hashlib, inspect, io, json, math, os, time, warnings
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
-from bincount.core import cache_dir, image_path, read_labels, sample_dir, tune_cpu
+from bincount.core import atomic_write_bytes, atomic_write_text, cache_dir, image_path, read_labels, sample_dir, tune_cpu
 from bincount.archs import ARCHS, load_state, match_state, split_body
 from bincount.evaluate import open_image
 from bincount.learner import CountSmoothingCrossEntropy
@@ -174,7 +173,8 @@ def remembered(fit):
         path = cache_dir()/'bench'/'fits'/f"{fit.__name__}_{h.hexdigest()[:16]}.npy"
         if path.exists(): return np.load(path)
         p = fit(M, y, tr, te, seed, **kw)
-        path.parent.mkdir(parents=True, exist_ok=True); np.save(path.with_suffix('.tmp.npy'), p); path.with_suffix('.tmp.npy').replace(path)
+        buf = io.BytesIO(); np.save(buf, p)
+        atomic_write_bytes(path, buf.getvalue())
         return p
     return fit_remembered
 
@@ -379,6 +379,7 @@ def main(argv=None):
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
     per, probs = {}, {}
+    res = dict(folds=len(folds), photos=len(df), device=str(DEVICE), recipes={})
     for n in names:
         X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
         extra = np.arange(len(df), len(df) + len(more)) if getattr(fit, 'more', False) else np.arange(0)
@@ -388,7 +389,7 @@ def main(argv=None):
         probs[n] = [fit(X, yy, np.concatenate([tr, extra]), te, k) for k, (tr, te) in enumerate(folds, first_seed)]
         per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
-        write(a.out, dict(folds=len(folds), photos=len(df), device=str(DEVICE), recipes={m: r.to_dict('list') for m, r in per.items()}))
+        res['recipes'][n] = per[n].to_dict('list'); write(a.out, res)
     base, k = per[names[0]], len(folds)
     rows = [dict(recipe="always '3'", accuracy=f"{100*(counts == 3).mean():.1f}", rmse=f"{np.sqrt(((3 - counts)**2).mean()):.2f}",
                  within_one=f"{100*(abs(3 - counts) <= 1).mean():.1f}", vs_course='')]
@@ -399,7 +400,6 @@ def main(argv=None):
                          within_one=f"{100*r['within_one'].mean():.1f}",
                          vs_course='' if n == names[0] else f"{d.mean():+.1f} ± {d.std()/np.sqrt(k):.1f}"))
     print(pd.DataFrame(rows).fillna("").to_string(index=False))
-    res = dict(folds=k, photos=len(df), device=str(DEVICE), recipes={n: per[n].to_dict('list') for n in names})
     if a.best:
         n = next(n for n in names if a.best in n)
         X, fit, curve, first = X_of(n), RECIPES[n][3], {}, folds[:a.folds]  # the first repeat: each photo tested once
@@ -419,9 +419,8 @@ def main(argv=None):
 
 
 def write(path, res:dict):
-    "The bench's figures into `path` (JSON)."
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(res, indent=1, default=float))
+    "The bench's figures into `path` (JSON), atomically: a run stopped while writing leaves the last whole file."
+    atomic_write_text(path, json.dumps(res, indent=1, default=float))
 
 
 if __name__ == '__main__': main()
