@@ -24,6 +24,7 @@ the features run there too); on 2 cores, hours.
     python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE] [--device cuda]
 """
 import argparse, functools, hashlib, inspect, io, json, math, os, time, warnings
+from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
 from sklearn.linear_model import LogisticRegression
@@ -83,11 +84,16 @@ def flipped(x:torch.Tensor, v:int) -> torch.Tensor:
     return x.flip([d for bit, d in ((1, -1), (2, -2)) if v & bit]) if v else x
 
 
-def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16, views:int=2, frozen_blocks:int|None=None) -> np.ndarray:
-    "The maps out of the body's frozen front (`split_body` at `frozen_blocks`, default the arch's) for each photo's first `views` `flipped` views: [N, views, C, H, W], fp16."
+def front_path(df, size:int, arch:str='efficientnet_lite0', views:int=2, frozen_blocks:int|None=None) -> Path:
+    "Where `front_maps` keeps the maps of `df`'s photos in the cache."
     fb = frozen_blocks or ARCHS[arch].frozen_blocks
     key = hashlib.sha1(f"front{arch}{size}{','.join(df['id'])}{'' if views == 2 else views}{'' if fb == ARCHS[arch].frozen_blocks else f'fb{fb}'}".encode()).hexdigest()[:12]
-    path = cache_dir()/'bench'/f"{arch}_{size}_front_{key}.npy"
+    return cache_dir()/'bench'/f"{arch}_{size}_front_{key}.npy"
+
+
+def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16, views:int=2, frozen_blocks:int|None=None) -> np.ndarray:
+    "The maps out of the body's frozen front (`split_body` at `frozen_blocks`, default the arch's) for each photo's first `views` `flipped` views: [N, views, C, H, W], fp16."
+    fb, path = frozen_blocks or ARCHS[arch].frozen_blocks, front_path(df, size, arch, views, frozen_blocks)
     if path.exists(): return np.load(path)
     front = split_body(_body(arch), fb)[0].eval().to(DEVICE)
     out = None
@@ -99,6 +105,18 @@ def front_maps(df, size:int, arch:str='efficientnet_lite0', bs:int=16, views:int
     path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
     return out
 
+
+def back_features(M:np.ndarray, arch:str='efficientnet_lite0', bs:int=64) -> np.ndarray:
+    "The frozen body's last stages run on the front's maps `M` [N, V, C, H, W] and mean-pooled: what the head recipe sees at the maps' size, [N, V, 1280]; cached."
+    h = hashlib.sha1(arch.encode()); h.update(np.ascontiguousarray(M).data)
+    path = cache_dir()/'bench'/f"{arch}_back_{h.hexdigest()[:12]}.npy"
+    if path.exists(): return np.load(path)
+    back, out = split_body(_body(arch), ARCHS[arch].frozen_blocks)[1].eval().to(DEVICE), np.zeros((*M.shape[:2], 1280), np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(M), bs):
+            for v in range(M.shape[1]): out[i:i+bs, v] = back(torch.from_numpy(M[i:i+bs, v]).to(DEVICE).float()).mean((2, 3)).cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
+    return out
 
 def view(F:dict, layers:tuple, pool:str='both') -> np.ndarray:
     "The features of `layers` side by side: [N, 2, sum C]; `pool` 'avg' keeps only the mean half of each pooled layer."
@@ -220,6 +238,11 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     return torch.cat(p).cpu().numpy()
 
 
+def tail_and_head(M, y, tr, te, seed):
+    "The tail recipe's probabilities averaged with those of `bincount train --recipe head`'s MLP trained on the frozen body's pooled features of the same maps (`back_features`): two different models, seconds more training."
+    head = torch_head(back_features(M), y, tr, te, seed, make=plain_mlp, one_cycle=3e-3, epochs=5)
+    return (tail_fit(M, y, tr, te, seed, sigma=.5) + head)/2
+
 def augment(x:torch.Tensor, g:torch.Generator, zoom:float=.8, degrees:float=10.) -> torch.Tensor:
     "fastai-style augmentation of a batch on its device, one affine warp each: mirrored at random, a window of `zoom`-1 of the side, shifted, turned up to `degrees`."
     n, u = len(x), lambda lo, hi: torch.empty(len(x)).uniform_(lo, hi, generator=g)
@@ -327,6 +350,7 @@ EXPLORED = {
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
     "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, lambda X, y, tr, te, seed:
         (tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2),
+    "tail + the head recipe's MLP on the frozen body's pooled maps, probabilities averaged": (320, ('front',), None, tail_and_head),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),
 }
