@@ -118,6 +118,7 @@ def back_features(M:np.ndarray, arch:str='efficientnet_lite0', bs:int=64) -> np.
     path.parent.mkdir(parents=True, exist_ok=True); np.save(path, out)
     return out
 
+
 def view(F:dict, layers:tuple, pool:str='both') -> np.ndarray:
     "The features of `layers` side by side: [N, 2, sum C]; `pool` 'avg' keeps only the mean half of each pooled layer."
     parts = []
@@ -242,6 +243,7 @@ def tail_and_head(M, y, tr, te, seed):
     "The tail recipe's probabilities averaged with those of `bincount train --recipe head`'s MLP trained on the frozen body's pooled features of the same maps (`back_features`): two different models, seconds more training."
     head = torch_head(back_features(M), y, tr, te, seed, make=plain_mlp, one_cycle=3e-3, epochs=5)
     return (tail_fit(M, y, tr, te, seed, sigma=.5) + head)/2
+
 
 def augment(x:torch.Tensor, g:torch.Generator, zoom:float=.8, degrees:float=10.) -> torch.Tensor:
     "fastai-style augmentation of a batch on its device, one affine warp each: mirrored at random, a window of `zoom`-1 of the side, shifted, turned up to `degrees`."
