@@ -21,7 +21,7 @@ an ensemble of seeds, or a re-run, trains only what no earlier run did.
 The "GPU:" recipes fine-tune the whole network on the photos: with `--device cuda`, seconds a fold (the tail recipe and
 the features run there too); on 2 cores, hours.
 
-    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME --out FILE] [--device cuda]
+    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME [--keep-curve] --out FILE] [--device cuda]
 """
 import argparse, functools, hashlib, inspect, io, json, math, os, time, warnings
 from pathlib import Path
@@ -30,10 +30,12 @@ from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
-from bincount.core import atomic_write_bytes, atomic_write_text, cache_dir, image_path, read_labels, sample_dir, tune_cpu
-from bincount.archs import ARCHS, load_state, match_state, split_body
+from fastai.data.core import DataLoaders
+from bincount.core import atomic_write_bytes, atomic_write_text, cache_dir, image_path, read_labels, sample_dir, set_seed, tune_cpu
+from bincount.archs import ARCHS, load_state, match_state, partner_net, split_body
 from bincount.evaluate import open_image
-from bincount.learner import CountSmoothingCrossEntropy
+from bincount.learner import CountSmoothingCrossEntropy, FlipFeatures, partner_learner
+from bincount.train import RECIPES as TRAIN_RECIPES
 from bincount.handler import preprocess
 
 BLOCKS = (2, 3, 4, 5, 6)  # the EfficientNet stages whose outputs are pooled besides the head's
@@ -239,10 +241,15 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     return torch.cat(p).cpu().numpy()
 
 
-def tail_and_head(M, y, tr, te, seed):
-    "The tail recipe's probabilities averaged with those of `bincount train --recipe head`'s MLP trained on the frozen body's pooled features of the same maps (`back_features`): two different models, seconds more training."
-    head = torch_head(back_features(M), y, tr, te, seed, make=plain_mlp, one_cycle=3e-3, epochs=5)
-    return (tail_fit(M, y, tr, te, seed, sigma=.5) + head)/2
+def partner_fit(M, y, tr, te, seed, arch='efficientnet_lite0'):
+    "`bincount train`'s partner, trained by the package's own `partner_net` and `partner_learner` with the tail recipe's settings, on the frozen back's pooled maps (`back_features`, computed once for all folds): test probabilities, TTA over the mirror."
+    set_seed(seed)
+    rec, F = TRAIN_RECIPES['tail'], torch.from_numpy(back_features(M, arch))[..., None, None]  # pooled already: 1x1 maps the head's pooling keeps
+    head = partner_net(_body(arch), ARCHS[arch].frozen_blocks, 5, **rec.head)[1]
+    dls = DataLoaders.from_dsets(FlipFeatures(F[tr], y[tr], flip=True), FlipFeatures(F[te], y[te], flip=False), bs=32)
+    learn = partner_learner(nn.Sequential(nn.Identity(), head), dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(rec.partner_epochs, rec.partner_lr)
+    with torch.no_grad(): return (sum(head(F[te, v]).softmax(-1) for v in range(F.shape[1]))/F.shape[1]).numpy()
 
 
 def augment(x:torch.Tensor, g:torch.Generator, zoom:float=.8, degrees:float=10.) -> torch.Tensor:
@@ -323,12 +330,15 @@ RECIPES = {
                                                             lambda *a: torch_head(*a, make=fastai_head, count_loss=.5)),
     "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
-    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA":
-        (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
+    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA; "
+    "averaged with its partner (an MLP on the pretrained last stages' pooled maps, 5 ep)":
+        (320, ('front',), None, lambda *a: (tail_fit(*a, sigma=.5) + partner_fit(*a))/2),
 }
 # The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-12 min a fold): they run only when
 # named with --recipes. "tail, ..." is the tail before soft labels (one-hot targets, sigma 0). Figures: bench/README.md.
 EXPLORED = {
+    "tail alone, soft labels (the default before its partner, Dec 2026)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
+    "the tail's partner alone (bincount.learner.partner_learner)": (320, ('front',), None, partner_fit),
     "tail, one-hot labels (the default before soft labels)": (320, ('front',), None, tail_fit),
     "tail, body at lr/10, 6 ep, no shifts": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=6, lr_div=10., crop=0)),
     "tail, one rate for body and head": (320, ('front',), None, lambda *a: tail_fit(*a, lr_div=1.)),
@@ -352,10 +362,17 @@ EXPLORED = {
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
     "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, lambda X, y, tr, te, seed:
         (tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2),
-    "tail + the head recipe's MLP on the frozen body's pooled maps, probabilities averaged": (320, ('front',), None, tail_and_head),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),
 }
+
+
+def sample_folds(folds:int=5, repeats:int=2) -> tuple:
+    "The sample's photos with counts 1-5 (`df`), those with more (`more`, for `with_more`), their counts, classes (count - 1) and the bench's folds: every script compares on these."
+    labels = read_labels(sample_dir())
+    df, more = (labels[keep].reset_index(drop=True) for keep in (labels['count'].between(1, 5), labels['count'] > 5))
+    counts = df['count'].to_numpy()
+    return df, more, counts, counts - 1, list(RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=0).split(df, counts - 1))
 
 
 def metrics(p, counts):
@@ -371,15 +388,15 @@ def main(argv=None):
     ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all but EXPLORED); the course recipe always runs')
     ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
+    ap.add_argument('--keep-curve', action='store_true', help="with --best: keep the learning curve already in --out (it names the recipe it "
+                                                                  "measured) instead of training at 25%% and 50%% again")
     ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON, after each recipe)')
     ap.add_argument('--device', default='cpu', help="where the networks run: 'cpu', or 'cuda' for the GPU recipes (fine-tuning the whole network)")
     a = ap.parse_args(argv)
     global DEVICE
     DEVICE = torch.device(a.device); torch.backends.cudnn.benchmark = DEVICE.type == 'cuda'
     tune_cpu(); torch.set_num_threads(1)  # small heads: one thread is fastest, and never fights for cores
-    labels = read_labels(sample_dir())
-    df, more = (labels[keep].reset_index(drop=True) for keep in (labels['count'].between(1, 5), labels['count'] > 5))  # more: `with_more`
-    counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
+    df, more, counts, y, folds = sample_folds(a.folds, a.repeat or a.repeats)
     RECIPES.update({n: r for n, r in EXPLORED.items() if a.recipes and any(s in n for s in a.recipes)})
     names = [n for n in RECIPES if n.startswith('course') or not a.recipes or any(s in n for s in a.recipes)]
     def source(n):  # what recipe `n` trains on: (size, views, stages, arch) of the front's maps, (size, -1, 0, arch) for the photos, (size, 0, 0, '') for pooled features
@@ -399,12 +416,12 @@ def main(argv=None):
     def X_of(n):
         size, layers, pool, _ = RECIPES[n]
         return inputs[source(n)] if layers[0] in ('front', 'photos') else view(inputs[size, 0, 0, ''], layers, pool)
-    folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeat or a.repeats, random_state=0).split(df, y))
     first_seed = (a.repeat - 1)*a.folds if a.repeat else 0  # a fold's seed is its place in the full run
     if a.repeat: folds = folds[first_seed:]
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
     per, probs = {}, {}
+    old = json.loads(Path(a.out).read_text()).get('curve') if a.keep_curve and Path(a.out).exists() else None  # read before it is rewritten
     res = dict(folds=len(folds), photos=len(df), device=str(DEVICE), recipes={})
     for n in names:
         X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
@@ -429,7 +446,8 @@ def main(argv=None):
     if a.best:
         n = next(n for n in names if a.best in n)
         X, fit, curve, first = X_of(n), RECIPES[n][3], {}, folds[:a.folds]  # the first repeat: each photo tested once
-        for share in (.25, .5, 1.):
+        if old: print(f"learning curve kept from {a.out}, measured with {old['recipe']!r}", flush=True)
+        for share in () if old else (.25, .5, 1.):
             accs = []
             for j, (tr, te) in enumerate(first):
                 keep = np.concatenate([np.random.default_rng(j).choice(tr[y[tr] == c], int(round(share*(y[tr] == c).sum())), replace=False) for c in range(5)])
@@ -437,7 +455,7 @@ def main(argv=None):
             curve[share] = accs
             print(f"learning curve, {n}: {int(share*100)}% of the training photos (~{int(share*len(first[0][0]))}): "
                   f"{100*np.mean(accs):.1f} ± {100*np.std(accs)/np.sqrt(len(first)):.1f}%", flush=True)
-        res['curve'] = dict(recipe=n, train_photos=len(first[0][0]), **{str(s): v for s, v in curve.items()})
+        res['curve'] = old or dict(recipe=n, train_photos=len(first[0][0]), **{str(s): v for s, v in curve.items()})
         oof = np.zeros((len(df), 5))
         for p, (tr, te) in zip(probs[n], first): oof[te] = p
         res['oof'] = dict(recipe=n, ids=df['id'].tolist(), counts=counts.tolist(), probs=np.round(oof, 5).tolist())

@@ -107,14 +107,9 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=2)
     a = ap.parse_args(argv)
     import torch, accuracy
-    from sklearn.model_selection import RepeatedStratifiedKFold
-    from bincount.core import read_labels, sample_dir
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     accuracy.DEVICE = torch.device(a.device)
-    labels = read_labels(sample_dir())
-    df = labels[labels['count'].between(1, 5)].reset_index(drop=True)
-    counts, y = df['count'].to_numpy(), df['count'].to_numpy() - 1
-    folds = list(RepeatedStratifiedKFold(n_splits=a.folds, n_repeats=a.repeats, random_state=0).split(df, y))
+    df, _, counts, y, folds = accuracy.sample_folds(a.folds, a.repeats)
     configs = [c for c in CONFIGS if not a.configs or c in a.configs]
     maps = {}
     for views, fb in sorted({CONFIGS[c][1] for c in configs}):

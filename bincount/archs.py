@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/archs.html.md"""
 
 # %% ../nbs/07_archs.ipynb #60787f70
 from __future__ import annotations
-import contextlib, importlib.util, socket, threading
+import contextlib, copy, importlib.util, math, socket, threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,8 +24,8 @@ from .handler import read_config
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch',
-           'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'build_model',
-           'load_model']
+           'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'partner_net',
+           'Partnered', 'check_partner', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -179,6 +179,7 @@ def bin_head(nf:int, # features out of the body
 # %% ../nbs/07_archs.ipynb #f233b178
 def check_head(head:dict|None) -> dict:
     "The head settings of a config, each checked against `HEAD_RULES`; a `BincountError` naming the first bad one."
+    if head is not None and not isinstance(head, dict): raise BincountError(f"config 'head' must be an object of settings, found {str(head)[:40]}")
     head = dict(head or {})
     for k, v in head.items():
         if k not in HEAD_RULES: raise BincountError(f"config 'head' has an unknown setting {k[:40]!r}: known ones are {', '.join(HEAD_RULES)}")
@@ -195,15 +196,56 @@ def set_head(model:nn.Sequential, # fastai's body + head, e.g. from `create_timm
     apply_init(model[1], nn.init.kaiming_normal_)
     return model
 
+# %% ../nbs/07_archs.ipynb #e3104206
+def partner_net(body:EfficientNet, # the body whose front the partner shares (fastai's body holds it as `.model`)
+                frozen_blocks:int, # blocks of the front (`split_body`)
+                n_out:int, # classes
+                **head, # `bin_head`'s settings
+               ) -> nn.Sequential:
+    "A partner for a model with `body`: a frozen copy of the blocks after its front, as they are now, then a fresh `bin_head`."
+    back = copy.deepcopy(split_body(body, frozen_blocks)[1]).requires_grad_(False)
+    mlp = bin_head(body.num_features, n_out, **head)
+    apply_init(mlp, nn.init.kaiming_normal_)
+    return nn.Sequential(back, mlp)
+
+# %% ../nbs/07_archs.ipynb #4541b338
+class Partnered(nn.Module):
+    "`model` and a `partner_net` on the maps of its front counting together: the log of their averaged probabilities."
+    def __init__(self, model:nn.Sequential, # fastai's body + head, the body an EfficientNet
+                 partner:nn.Sequential, # from `partner_net`, with the same `frozen_blocks`
+                 frozen_blocks:int, # blocks of the front both share
+                ):
+        super().__init__()
+        self.model, self.partner, self.frozen_blocks = model, partner, frozen_blocks
+
+    def forward(self, x):
+        front, tail = split_body(self.model[0].model, self.frozen_blocks)
+        f = front(x)
+        both = torch.stack([self.model[1](tail(f)).log_softmax(-1), self.partner(f).log_softmax(-1)])
+        return both.logsumexp(0) - math.log(2)
+
+# %% ../nbs/07_archs.ipynb #4dcf1ebb
+def check_partner(partner) -> dict:
+    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}}`), checked; a `BincountError` saying what is wrong."
+    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head'}:
+        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}}}, found {str(partner)[:60]}")
+    fb = partner.get('frozen_blocks')
+    if not isinstance(fb, int) or isinstance(fb, bool) or not 0 < fb < 100:
+        raise BincountError(f"config 'partner' 'frozen_blocks' must be a whole number of blocks, found {str(fb)[:40]}")
+    return dict(frozen_blocks=fb, head=check_head(partner.get('head')))
+
 # %% ../nbs/07_archs.ipynb #0a9e2b6e
 def build_model(config:dict) -> nn.Module:
-    "The network a model's `config` describes, with random weights: timm's body of `config['arch']` and fastai's head."
+    "The network a model's `config` describes, with random weights: timm's body of `config['arch']`, fastai's head, and a `Partnered` partner."
     info = get_arch(config.get('arch'))
     if config.get('timm', info.timm) != info.timm:
         raise BincountError(f"config 'timm' {str(config['timm'])[:80]!r} is not {config['arch']}'s network ({info.timm})")
     head, n = check_head(config.get('head')), len(config['classes'])
     model, _ = create_timm_model(info.timm, n, pretrained=False, **{k: v for k, v in head.items() if k != 'bn'})
-    return set_head(model, n, **head)
+    model = set_head(model, n, **head)
+    if config.get('partner') is None: return model
+    p = check_partner(config['partner'])
+    return Partnered(model, partner_net(model[0].model, p['frozen_blocks'], n, **p['head']), p['frozen_blocks'])
 
 # %% ../nbs/07_archs.ipynb #84957b28
 def load_model(model_dir, # a directory written by `bincount train`

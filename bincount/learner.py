@@ -37,7 +37,7 @@ from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head, spl
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'CountSmoothingCrossEntropy', 'set_normalize', 'bin_learner',
            'dls_resize', 'model_config', 'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features',
-           'FlipFeatures', 'part_learner']
+           'FlipFeatures', 'part_learner', 'partner_learner']
 
 # %% ../nbs/08_learner.ipynb #af9d0889
 def count_metrics(classes:list[int], # the count of each class, in the order of the model's outputs
@@ -270,3 +270,18 @@ def part_learner(learn, # a learner from `bin_learner` with a pretrained (frozen
     splitter = trainable_params if frozen_blocks is None else lambda m: [params(m[0]), params(m[1])]  # tail, head: two learning rates
     return Learner(dls, part, loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=splitter,
                    metrics=count_metrics([int(c) for c in learn.dls.vocab]), cbs=cbs)
+
+# %% ../nbs/08_learner.ipynb #f1a99c69
+def partner_learner(partner:nn.Sequential, # from `bincount.archs.partner_net`: the frozen back, then the head to train
+                    dls:DataLoaders, # the tail's (`part_learner`): `FlipFeatures` of the front's cached maps
+                    metrics=None, # fastai metrics, e.g. the tail learner's
+                    bs:int=64, # maps per forward pass of the back
+                   ) -> Learner:
+    "A fastai `Learner` training `partner`'s head (in place) on what its frozen back makes of the cached maps of `dls`, pooled once."
+    back, head = partner
+    back.eval()
+    def pooled(maps):
+        with torch.no_grad(): return torch.cat([torch.stack([head[:2](back(m[:, v].float())) for v in range(m.shape[1])], 1) for m in maps.split(bs)])
+    dsets = [FlipFeatures(pooled(dl.dataset.feats), dl.dataset.y, flip) for dl, flip in ((dls.train, True), (dls.valid, False))]
+    return Learner(DataLoaders.from_dsets(*dsets, bs=dls.bs, device='cpu', num_workers=0), head[2:], loss_func=CrossEntropyLossFlat(),
+                   opt_func=torch_adamw, metrics=metrics)

@@ -15,8 +15,8 @@ from fastcore.script import anno_parser
 from .core import BincountError, atomic_write_text, get_logger, set_seed, tune_cpu, tune_malloc
 from .data import bin_dls, ensure_split, labels_writable
 from .explore import save_fig
-from .archs import get_arch
-from .learner import bin_learner, export_model, find_lr, part_learner
+from .archs import Partnered, get_arch, partner_net
+from .learner import bin_learner, export_model, find_lr, part_learner, partner_learner
 from .evaluate import evaluate_model, report_model
 from .calibrate import calibrate_model
 from .callbacks import (MetricLogger, ShardedDDP, StepLog, TorchProfile, fastai_alone, from_rank0, init_distributed,
@@ -42,13 +42,16 @@ class Recipe:
     tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
     map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`)
     lr: float|None = None # the learning rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
+    partner_epochs: int = 0 # tail: epochs of a partner head on the pretrained last blocks' pooled maps (`bincount.archs.Partnered`); 0: none
+    partner_lr: float = 3e-3 # tail: the partner head's learning rate (one cycle, plain cross-entropy)
 
 # %% ../nbs/11_train.ipynb #d112b2f9
 RECIPES = {
     'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
-                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels",
+                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels; "
+                   "averaged with a partner MLP on the pretrained last blocks' pooled maps",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., count_sigma=.5, size=320,
-                   tail_lr_div=3., map_crop=2, lr=3e-3),
+                   tail_lr_div=3., map_crop=2, lr=3e-3, partner_epochs=5),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
@@ -77,6 +80,15 @@ def _choose_lr(learn, out, lr, recipe:Recipe, lr_find_its, lr_rule, lr_range) ->
     rng = recipe.lr_range if lr_range == 'auto' else lr_range
     found = find_lr(learn, out, lr_find_its or recipe.lr_find_its, rng, lr_rule or recipe.lr_rule) if rank0 else None
     return from_rank0(found), 'lr_find'
+
+# %% ../nbs/11_train.ipynb #69363fce
+def _add_partner(learn, tail_learn, partner, frozen_blocks:int, recipe:Recipe):
+    "Train `partner`'s head on the maps `tail_learn` trained on, then make `learn`'s model the pair (`Partnered`) and its config say so."
+    pl = partner_learner(partner, tail_learn.dls, tail_learn.metrics)
+    with pl.no_bar(), pl.no_logging(): pl.fit_one_cycle(recipe.partner_epochs, recipe.partner_lr)
+    get_logger('bincount.train').info(f"partner: valid accuracy {float(pl.recorder.values[-1][2]):.3f} after {recipe.partner_epochs} epochs")
+    learn.model = Partnered(learn.model, partner, frozen_blocks)
+    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'])
 
 # %% ../nbs/11_train.ipynb #2e7c0a72
 def train_model(data, # a dataset directory (images/, labels.csv)
@@ -124,6 +136,8 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                             count_sigma=rec.count_sigma if count_sigma is None else count_sigma, **{**rec.head, **kwargs})
         frozen = {'head': None, 'tail': info.frozen_blocks}
         fit_learn = part_learner(learn, data, frozen[recipe], rec.map_crop, cache=cache) if recipe in frozen else learn
+        partner = (partner_net(learn.model[0].model, info.frozen_blocks, len(learn.dls.vocab), **learn.bin_config['head'])
+                   if recipe == 'tail' and rec.partner_epochs else None)  # a copy of the pretrained last blocks, before the tail trains
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
         lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, rec, lr_find_its, lr_rule, lr_range)
         get_logger('bincount.train').info(f"recipe {recipe}, lr {lr:.2e} ({lr_from}), {world} process(es)")
@@ -132,6 +146,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
         else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
         if rank != 0: return {}
+        if partner is not None: _add_partner(learn, fit_learn, partner, info.frozen_blocks, rec)
         fit_learn.recorder.plot_loss(show_epochs=True)
         save_fig(plt.gcf(), out/'losses.png')
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
