@@ -16,12 +16,13 @@ in each fold (on 2 cores with nothing else running, 2-12 min a fold depending on
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
 other 5 (with the full run's seeds). A tail training's test probabilities are kept in the cache too (`remembered`), so
-an ensemble of seeds, or a re-run, trains only what no earlier run did.
+an ensemble of seeds, or a re-run, trains only what no earlier run did. With `--keep`, a run that measures a few recipes
+keeps the others' figures (and the learning curve) already in `--out`, so only the rows that changed are trained again.
 
 The "GPU:" recipes fine-tune the whole network on the photos: with `--device cuda`, seconds a fold (the tail recipe and
 the features run there too); on 2 cores, hours.
 
-    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME [--keep-curve] --out FILE] [--device cuda]
+    python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME] [--keep] [--out FILE] [--device cuda]
 """
 import argparse, functools, hashlib, inspect, io, json, math, os, time, warnings
 from pathlib import Path
@@ -388,8 +389,9 @@ def main(argv=None):
     ap.add_argument('--recipes', nargs='+', help='substrings of the recipe names to run (default: all but EXPLORED); the course recipe always runs')
     ap.add_argument('--best', help="the recipe (a substring of its name) to look at closer: its learning curve (25%%, 50%%, 100%% "
                                    "of the training photos) and its out-of-fold probabilities, for the docs' confusion and reliability plots")
-    ap.add_argument('--keep-curve', action='store_true', help="with --best: keep the learning curve already in --out (it names the recipe it "
-                                                                  "measured) instead of training at 25%% and 50%% again")
+    ap.add_argument('--keep', action='store_true', help="keep what --out already holds (measured on the same folds) and this run does not "
+                    "measure: the other recipes' figures, and with --best the learning curve (it names the recipe it measured) instead of "
+                    "training at 25%% and 50%% again")
     ap.add_argument('--out', default='bench/out/accuracy.json', help='where to write the per-fold figures (JSON, after each recipe)')
     ap.add_argument('--device', default='cpu', help="where the networks run: 'cpu', or 'cuda' for the GPU recipes (fine-tuning the whole network)")
     a = ap.parse_args(argv)
@@ -421,8 +423,9 @@ def main(argv=None):
     print(f"ABID sample, counts 1-5: {len(df)} photos, {len(folds)} folds of ~{len(folds[0][1])} test photos; "
           f"one fold's accuracy has a standard error of ~{100*np.sqrt(.3*.7/len(folds[0][1])):.1f} points", flush=True)
     per, probs = {}, {}
-    old = json.loads(Path(a.out).read_text()).get('curve') if a.keep_curve and Path(a.out).exists() else None  # read before it is rewritten
     res = dict(folds=len(folds), photos=len(df), device=str(DEVICE), recipes={})
+    kept = kept_figures(a.out, res) if a.keep else {}  # read before it is rewritten
+    old = kept.get('curve')
     for n in names:
         X, yy, fit, t = X_of(n), y, RECIPES[n][3], time.time()
         extra = np.arange(len(df), len(df) + len(more)) if getattr(fit, 'more', False) else np.arange(0)
@@ -432,7 +435,7 @@ def main(argv=None):
         probs[n] = [fit(X, yy, np.concatenate([tr, extra]), te, k) for k, (tr, te) in enumerate(folds, first_seed)]
         per[n] = pd.DataFrame([metrics(p, counts[te]) for p, (tr, te) in zip(probs[n], folds)])
         print(f"  {n}: {100*per[n]['acc'].mean():.1f}% ({time.time()-t:.0f} s)", flush=True)
-        res['recipes'][n] = per[n].to_dict('list'); write(a.out, res)
+        res['recipes'][n] = per[n].to_dict('list'); write(a.out, res, kept)
     base, k = per[names[0]], len(folds)
     rows = [dict(recipe="always '3'", accuracy=f"{100*(counts == 3).mean():.1f}", rmse=f"{np.sqrt(((3 - counts)**2).mean()):.2f}",
                  within_one=f"{100*(abs(3 - counts) <= 1).mean():.1f}", vs_course='')]
@@ -459,12 +462,27 @@ def main(argv=None):
         oof = np.zeros((len(df), 5))
         for p, (tr, te) in zip(probs[n], first): oof[te] = p
         res['oof'] = dict(recipe=n, ids=df['id'].tolist(), counts=counts.tolist(), probs=np.round(oof, 5).tolist())
-    write(a.out, res)
+    write(a.out, res, kept)
 
 
-def write(path, res:dict):
-    "The bench's figures into `path` (JSON), atomically: a run stopped while writing leaves the last whole file."
-    atomic_write_text(path, json.dumps(res, indent=1, default=float))
+def kept_figures(path, res:dict) -> dict:
+    "What `--keep` keeps of the figures in `path`: its recipes that the bench still has, and its learning curve; an error if they were measured on other folds than `res`'s."
+    if not Path(path).exists(): return {}
+    old = json.loads(Path(path).read_text())
+    if (old['folds'], old['photos']) != (res['folds'], res['photos']):
+        raise SystemExit(f"--keep: {path} holds {old['folds']} folds of {old['photos']} photos, this run has {res['folds']} of {res['photos']}: nothing to keep")
+    gone = [n for n in old['recipes'] if n not in RECIPES and n not in EXPLORED]
+    if gone: print(f"not kept from {path} (no longer in the bench): {'; '.join(gone)}", flush=True)
+    return {**{k: old[k] for k in ('curve', 'oof') if k in old}, 'recipes': {n: r for n, r in old['recipes'].items() if n not in gone}}
+
+
+def write(path, res:dict, kept:dict|None=None):
+    "The bench's figures into `path` (JSON), atomically: a run stopped while writing leaves the last whole file. `kept`: figures `--keep` kept, for the recipes this run did not measure (in the bench's order)."
+    order = [*RECIPES, *EXPLORED]
+    kept = kept or {}
+    recipes = sorted({**kept.get('recipes', {}), **res['recipes']}.items(), key=lambda kv: order.index(kv[0]))
+    out = {**res, 'recipes': dict(recipes), **{k: v for k, v in kept.items() if k not in res and k != 'recipes'}}
+    atomic_write_text(path, json.dumps(out, indent=1, default=float))
 
 
 if __name__ == '__main__': main()
