@@ -314,6 +314,11 @@ def ensemble(*fits):
     return lambda X, y, tr, te, seed: np.mean([f(X, y, tr, te, seed + k) for k, f in enumerate(fits)], 0)
 
 
+def two_seeds(**kw):
+    "The tail trained with the fold's seed and with seed + 100 (`kw`: its options), probabilities averaged."
+    return lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed, **kw) + tail_fit(X, y, tr, te, seed + 100, **kw))/2
+
+
 # name -> (input size, layers, pooling, head); layers ('front', V, F, A): the maps of V `flipped` views (default 2) out of the first F
 # stages (default, or 0: the arch's `frozen_blocks`) of arch A (default EfficientNet-Lite0)
 RECIPES = {
@@ -359,12 +364,10 @@ EXPLORED = {
     "tail, soft labels, TTA over five windows of the maps (centre and corners)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, windows='five')),
     "tail on EfficientNet-Lite2 (its first 5 stages frozen), soft labels": (320, ('front', 2, 0, 'efficientnet_lite2'), None,
                                                                           lambda *a: tail_fit(*a, sigma=.5, arch='efficientnet_lite2')),
-    "tail, two seeds averaged": (320, ('front',), None, lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed) + tail_fit(X, y, tr, te, seed + 100))/2),
+    "tail, two seeds averaged": (320, ('front',), None, two_seeds()),
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
-    "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, lambda X, y, tr, te, seed:
-        (tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2),
-    "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda X, y, tr, te, seed:
-        ((tail_fit(X, y, tr, te, seed, sigma=.5) + tail_fit(X, y, tr, te, seed + 100, sigma=.5))/2 + partner_fit(X, y, tr, te, seed))/2),
+    "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, two_seeds(sigma=.5)),
+    "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda *a: (two_seeds(sigma=.5)(*a) + partner_fit(*a))/2),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),
 }
