@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/archs.html.md"""
 
 # %% ../nbs/07_archs.ipynb #60787f70
 from __future__ import annotations
-import contextlib, copy, importlib.util, math, socket, threading
+import contextlib, copy, importlib.util, math, re, socket, threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,9 +23,9 @@ from .core import BincountError, cache_dir
 from .handler import read_config
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights', 'Arch',
-           'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head', 'partner_net',
-           'Partnered', 'check_partner', 'build_model', 'load_model']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'MAX_PARTNERS', 'pypi_weights', 'url_weights',
+           'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head',
+           'partner_net', 'Partnered', 'check_partner', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -202,7 +202,7 @@ def partner_net(body:EfficientNet, # the body whose front the partner shares (fa
                 n_out:int, # classes
                 **head, # `bin_head`'s settings
                ) -> nn.Sequential:
-    "A partner for a model with `body`: a frozen copy of the blocks after its front, as they are now, then a fresh `bin_head`."
+    "A partner for a model with `body`: a frozen copy of the blocks after its front, as they are now, then a fresh `bin_head` (unfreeze the copy to train it as a tail)."
     back = copy.deepcopy(split_body(body, frozen_blocks)[1]).requires_grad_(False)
     mlp = bin_head(body.num_features, n_out, **head)
     apply_init(mlp, nn.init.kaiming_normal_)
@@ -210,33 +210,37 @@ def partner_net(body:EfficientNet, # the body whose front the partner shares (fa
 
 # %% ../nbs/07_archs.ipynb #4541b338
 class Partnered(nn.Module):
-    "`model` and a `partner_net` on the maps of its front counting together: the log of their averaged probabilities."
+    "`model` and `partners` (each a `partner_net`) on the maps of its front counting together: the log of their averaged probabilities."
     def __init__(self, model:nn.Sequential, # fastai's body + head, the body an EfficientNet
-                 partner:nn.Sequential, # from `partner_net`, with the same `frozen_blocks`
-                 frozen_blocks:int, # blocks of the front both share
+                 partners:list, # from `partner_net`, with the same `frozen_blocks`
+                 frozen_blocks:int, # blocks of the front they all share
                 ):
         super().__init__()
-        self.model, self.partner, self.frozen_blocks = model, partner, frozen_blocks
+        self.model, self.partners, self.frozen_blocks = model, nn.ModuleList(partners), frozen_blocks
 
     def forward(self, x):
         front, tail = split_body(self.model[0].model, self.frozen_blocks)
         f = front(x)
-        both = torch.stack([self.model[1](tail(f)).log_softmax(-1), self.partner(f).log_softmax(-1)])
-        return both.logsumexp(0) - math.log(2)
+        logp = torch.stack([self.model[1](tail(f)).log_softmax(-1), *(p(f).log_softmax(-1) for p in self.partners)])
+        return logp.logsumexp(0) - math.log(len(logp))
 
 # %% ../nbs/07_archs.ipynb #4dcf1ebb
+MAX_PARTNERS = 16  # a config asking for more is not one bincount wrote
+
 def check_partner(partner) -> dict:
-    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}}`), checked; a `BincountError` saying what is wrong."
-    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head'}:
-        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}}}, found {str(partner)[:60]}")
-    fb = partner.get('frozen_blocks')
+    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}, 'n': partners}`; `n` 1 when left out), checked; a `BincountError` saying what is wrong."
+    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head', 'n'}:
+        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}, \"n\": partners}}, found {str(partner)[:60]}")
+    fb, n = partner.get('frozen_blocks'), partner.get('n', 1)
     if not isinstance(fb, int) or isinstance(fb, bool) or not 0 < fb < 100:
         raise BincountError(f"config 'partner' 'frozen_blocks' must be a whole number of blocks, found {str(fb)[:40]}")
-    return dict(frozen_blocks=fb, head=check_head(partner.get('head')))
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_PARTNERS:
+        raise BincountError(f"config 'partner' 'n' must be a whole number of partners, 1-{MAX_PARTNERS}, found {str(n)[:40]}")
+    return dict(frozen_blocks=fb, head=check_head(partner.get('head')), n=n)
 
 # %% ../nbs/07_archs.ipynb #0a9e2b6e
 def build_model(config:dict) -> nn.Module:
-    "The network a model's `config` describes, with random weights: timm's body of `config['arch']`, fastai's head, and a `Partnered` partner."
+    "The network a model's `config` describes, with random weights: timm's body of `config['arch']`, fastai's head, and `Partnered` partners."
     info = get_arch(config.get('arch'))
     if config.get('timm', info.timm) != info.timm:
         raise BincountError(f"config 'timm' {str(config['timm'])[:80]!r} is not {config['arch']}'s network ({info.timm})")
@@ -245,7 +249,7 @@ def build_model(config:dict) -> nn.Module:
     model = set_head(model, n, **head)
     if config.get('partner') is None: return model
     p = check_partner(config['partner'])
-    return Partnered(model, partner_net(model[0].model, p['frozen_blocks'], n, **p['head']), p['frozen_blocks'])
+    return Partnered(model, [partner_net(model[0].model, p['frozen_blocks'], n, **p['head']) for _ in range(p['n'])], p['frozen_blocks'])
 
 # %% ../nbs/07_archs.ipynb #84957b28
 def load_model(model_dir, # a directory written by `bincount train`
@@ -256,7 +260,7 @@ def load_model(model_dir, # a directory written by `bincount train`
     if not wp.exists(): raise BincountError(f"{model_dir}: no model.safetensors")
     try: model = build_model(cfg)
     except BincountError as e: raise BincountError(f"{Path(model_dir)/'config.json'}: {e}") from None
-    sd = load_state(wp)
+    sd = {re.sub(r'^partner\.', 'partners.0.', k): v for k, v in load_state(wp).items()}  # written before Dec 2026: one partner, 'partner.*'
     try: model.load_state_dict(sd)
     except Exception as e:
         raise BincountError(f"{wp}: weights do not fit {cfg.get('arch')} with {len(cfg['classes'])} classes ({str(e)[:200]})") from None

@@ -37,7 +37,7 @@ from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head, spl
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'CountSmoothingCrossEntropy', 'set_normalize', 'bin_learner',
            'dls_resize', 'model_config', 'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features',
-           'FlipFeatures', 'part_learner', 'partner_learner']
+           'FlipFeatures', 'part_learner', 'partner_learner', 'tail_learner']
 
 # %% ../nbs/08_learner.ipynb #af9d0889
 def count_metrics(classes:list[int], # the count of each class, in the order of the model's outputs
@@ -285,3 +285,12 @@ def partner_learner(partner:nn.Sequential, # from `bincount.archs.partner_net`: 
     dsets = [FlipFeatures(pooled(dl.dataset.feats), dl.dataset.y, flip) for dl, flip in ((dls.train, True), (dls.valid, False))]
     return Learner(DataLoaders.from_dsets(*dsets, bs=dls.bs, device='cpu', num_workers=0), head[2:], loss_func=CrossEntropyLossFlat(),
                    opt_func=torch_adamw, metrics=metrics)
+
+# %% ../nbs/08_learner.ipynb #6c4fa78d
+def tail_learner(tail:nn.Sequential, # from `bincount.archs.partner_net`: a copy of the body's last blocks and a fresh head, all trained
+                 learn:Learner, # the learner that trains the first tail (`part_learner` with `frozen_blocks`)
+                 cbs=None, # extra fastai callbacks
+                ) -> Learner:
+    "A fastai `Learner` training all of `tail` (in place) as `learn` trains its own: the same cached maps, loss, optimiser, learning rates and metrics."
+    return Learner(learn.dls, tail.requires_grad_(True), loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=learn.splitter,
+                   metrics=learn.metrics, cbs=cbs)

@@ -16,7 +16,7 @@ from .core import BincountError, atomic_write_text, get_logger, set_seed, tune_c
 from .data import bin_dls, ensure_split, labels_writable
 from .explore import save_fig
 from .archs import Partnered, get_arch, partner_net
-from .learner import bin_learner, export_model, find_lr, part_learner, partner_learner
+from .learner import bin_learner, export_model, find_lr, part_learner, partner_learner, tail_learner
 from .evaluate import evaluate_model, report_model
 from .calibrate import calibrate_model
 from .callbacks import (MetricLogger, ShardedDDP, StepLog, TorchProfile, fastai_alone, from_rank0, init_distributed,
@@ -42,6 +42,7 @@ class Recipe:
     tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
     map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`)
     lr: float|None = None # the learning rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
+    tails: int = 1 # tail: tails trained, each with its own seed, their probabilities averaged (`bincount.archs.Partnered`)
     partner_epochs: int = 0 # tail: epochs of a partner head on the pretrained last blocks' pooled maps (`bincount.archs.Partnered`); 0: none
     partner_lr: float = 3e-3 # tail: the partner head's learning rate (one cycle, plain cross-entropy)
 
@@ -49,9 +50,9 @@ class Recipe:
 RECIPES = {
     'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
                    "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels; "
-                   "averaged with a partner MLP on the pretrained last blocks' pooled maps",
+                   "twice, with two seeds, the two averaged",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., count_sigma=.5, size=320,
-                   tail_lr_div=3., map_crop=2, lr=3e-3, partner_epochs=5),
+                   tail_lr_div=3., map_crop=2, lr=3e-3, tails=2),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
@@ -82,13 +83,29 @@ def _choose_lr(learn, out, lr, recipe:Recipe, lr_find_its, lr_rule, lr_range) ->
     return from_rank0(found), 'lr_find'
 
 # %% ../nbs/11_train.ipynb #69363fce
-def _add_partner(learn, tail_learn, partner, frozen_blocks:int, recipe:Recipe):
-    "Train `partner`'s head on the maps `tail_learn` trained on, then make `learn`'s model the pair (`Partnered`) and its config say so."
-    pl = partner_learner(partner, tail_learn.dls, tail_learn.metrics)
-    with pl.no_bar(), pl.no_logging(): pl.fit_one_cycle(recipe.partner_epochs, recipe.partner_lr)
-    get_logger('bincount.train').info(f"partner: valid accuracy {float(pl.recorder.values[-1][2]):.3f} after {recipe.partner_epochs} epochs")
-    learn.model = Partnered(learn.model, partner, frozen_blocks)
-    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'])
+def _partners(learn, frozen_blocks:int, recipe:Recipe) -> list:
+    "The tail recipe's partners, copies of the pretrained last blocks made before the tail trains: `recipe.tails - 1` more tails, then a frozen partner if `recipe.partner_epochs`."
+    n = recipe.tails - 1 + bool(recipe.partner_epochs)
+    return [partner_net(learn.model[0].model, frozen_blocks, len(learn.dls.vocab), **learn.bin_config['head']) for _ in range(n)]
+
+# %% ../nbs/11_train.ipynb #c864da83
+def _train_tails(tails:list, tail_learn, recipe:Recipe, epochs:int, lr:float, seed:int, cbs:list, rank:int, world:int):
+    "Train `tails` (from `_partners`) as `tail_learn` trained the first tail, on the same maps, each with its own seed (+ 100, + 200, ...)."
+    for k, tail in enumerate(tails, 1):
+        set_seed(seed + 100*k)
+        tl = tail_learner(tail, tail_learn, cbs + ([ShardedDDP(rank, world, seed + 100*k)] if world > 1 else []))
+        tl.fit_one_cycle(epochs, slice(lr/recipe.tail_lr_div, lr))
+        get_logger('bincount.train').info(f"tail {k + 1}: valid accuracy {float(tl.recorder.values[-1][2]):.3f} after {epochs} epochs")
+
+# %% ../nbs/11_train.ipynb #f84406cb
+def _add_partners(learn, tail_learn, partners:list, frozen_blocks:int, recipe:Recipe):
+    "Train the frozen partner's head if `recipe` has one (the last of `partners`), then make `learn`'s model the tail and its partners (`Partnered`) and its config say so."
+    if recipe.partner_epochs:
+        pl = partner_learner(partners[-1], tail_learn.dls, tail_learn.metrics)
+        with pl.no_bar(), pl.no_logging(): pl.fit_one_cycle(recipe.partner_epochs, recipe.partner_lr)
+        get_logger('bincount.train').info(f"partner: valid accuracy {float(pl.recorder.values[-1][2]):.3f} after {recipe.partner_epochs} epochs")
+    learn.model = Partnered(learn.model, partners, frozen_blocks)
+    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'], n=len(partners))
 
 # %% ../nbs/11_train.ipynb #2e7c0a72
 def train_model(data, # a dataset directory (images/, labels.csv)
@@ -136,17 +153,18 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                             count_sigma=rec.count_sigma if count_sigma is None else count_sigma, **{**rec.head, **kwargs})
         frozen = {'head': None, 'tail': info.frozen_blocks}
         fit_learn = part_learner(learn, data, frozen[recipe], rec.map_crop, cache=cache) if recipe in frozen else learn
-        partner = (partner_net(learn.model[0].model, info.frozen_blocks, len(learn.dls.vocab), **learn.bin_config['head'])
-                   if recipe == 'tail' and rec.partner_epochs else None)  # a copy of the pretrained last blocks, before the tail trains
+        partners = _partners(learn, info.frozen_blocks, rec) if recipe == 'tail' else []  # before the tail trains
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
         lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, rec, lr_find_its, lr_rule, lr_range)
         get_logger('bincount.train').info(f"recipe {recipe}, lr {lr:.2e} ({lr_from}), {world} process(es)")
-        fit_learn.add_cbs(list(cbs or []) + ([ShardedDDP(rank, world, seed)] if distributed else []))
+        cbs = list(cbs or [])
+        fit_learn.add_cbs(cbs + ([ShardedDDP(rank, world, seed)] if distributed else []))
         epochs = epochs or rec.epochs
         if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
         else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
+        _train_tails(partners[:rec.tails - 1], fit_learn, rec, epochs, lr, seed, cbs, rank, world)
         if rank != 0: return {}
-        if partner is not None: _add_partner(learn, fit_learn, partner, info.frozen_blocks, rec)
+        if partners: _add_partners(learn, fit_learn, partners, info.frozen_blocks, rec)
         fit_learn.recorder.plot_loss(show_epochs=True)
         save_fig(plt.gcf(), out/'losses.png')
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
@@ -204,7 +222,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
         if test_data:  # a separate test set, as its own channel
             r = evaluate_model(out, test_data, skip_bad=skip_bad)
             m.update(test_accuracy=r['accuracy'], test_rmse=r['rmse'], test_n=r['n'])
-        print(metric_line(**{k: m[k] for k in ('test_accuracy', 'test_rmse') if m.get(k) is not None}), flush=True)
+        print(metric_line(**{k: m[k] for k in ('valid_accuracy', 'valid_rmse', 'test_accuracy', 'test_rmse') if m.get(k) is not None}), flush=True)  # the exported model's: what a tuning job reads last
         headline = {k: v for k, v in m.items() if not isinstance(v, dict)}
         atomic_write_text(rank_dir(logs)/'metrics.json', json.dumps({**headline, 'world_size': int(os.environ.get('WORLD_SIZE', 1)),
                                                                      'options': options}, indent=2, default=str))
