@@ -72,7 +72,7 @@ def passes_train_options(fn) -> bool:
 
 # %% ../nbs/21_cli.ipynb #acb60d0f
 OPTION_RANGES = {  # the sane values of the numeric options, by name, for every verb that has them
-    'workers': (1, 256), 'retries': (0, 20), 'port': (0, 65535), 'bs': (1, 4096), 'max_batch': (1, 1024),
+    'workers': (1, 256), 'retries': (0, 20), 'port': (0, 65535), 'bs': (1, 4096), 'max_batch': (1, 1024), 'tails': (1, 16),
     'epochs': (1, 10_000), 'freeze_epochs': (0, 10_000), 'size': (16, 2048), 'max_count': (0, MAX_COUNT), 'n': (1, 10**7),
     'sample': (1, 10**7), 'n_calib': (1, 100_000), 'num_workers': (0, 64), 'profile_steps': (0, 100_000),
     'instance_count': (1, 100), 'max_jobs': (1, 500), 'max_parallel_jobs': (1, 100), 'max_hours': (0.01, 28*24),

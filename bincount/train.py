@@ -7,7 +7,7 @@ Docs: https://bincount.github.io/bincount/train.html.md"""
 # %% ../nbs/11_train.ipynb #77ed2406
 from __future__ import annotations
 import argparse, json, os, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import torch.distributed as dist
 import matplotlib.pyplot as plt
@@ -122,6 +122,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 seed:int=42, # seed of the split and of training
                 recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': `resolve_recipe`
                 freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
+                tails:int|None=None, # tails trained, each with its own seed, and averaged (tail recipe only; default: the recipe's, 2)
                 label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
                 count_sigma:float|None=None, # soft labels over the neighbouring counts (default: the recipe's; 0: one-hot)
                 tta:bool=True, # predict with each photo and its mirror image
@@ -139,7 +140,8 @@ def train_model(data, # a dataset directory (images/, labels.csv)
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
     recipe = resolve_recipe(recipe, pretrained, arch)
-    rec = RECIPES[recipe]
+    rec = RECIPES[recipe] if tails is None else replace(RECIPES[recipe], tails=tails)
+    if tails is not None and recipe != 'tail': raise BincountError(f"--tails: only the tail recipe trains tails, not {recipe!r}")
     distributed = init_distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     with fastai_alone():  # the processes work together through ShardedDDP and `from_rank0`, not fastai's own helpers
@@ -199,6 +201,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
               no_pretrained:bool=False, # start from random weights (also --pretrained False)
               recipe:str='auto', # tail (last blocks + head on cached maps), head, fine_tune or fit; auto: tail (or head) when pretrained
               freeze_epochs:int=1, # --recipe fine_tune: epochs training the head alone first
+              tails:int=None, # the tail recipe: tails trained with their own seeds and averaged (default 2; 1 takes half the time)
               seed:int=42, # seed of the split and of training
               num_workers:int=0, # DataLoader worker processes
               skip_bad:bool=False, # leave out missing or unreadable photos (reported) instead of stopping
@@ -216,7 +219,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
     if (hook := smdebug_callback()) is not None: cbs.append(hook)
     try:
         m = train_model(data, out, arch=arch, epochs=epochs, lr=parse_lr(lr), bs=bs, size=size, max_count=max_count, weights=weights,
-                        pretrained=not no_pretrained, recipe=recipe, freeze_epochs=freeze_epochs, seed=seed,
+                        pretrained=not no_pretrained, recipe=recipe, freeze_epochs=freeze_epochs, tails=tails, seed=seed,
                         num_workers=num_workers, skip_bad=skip_bad, cbs=cbs)
         if rank != 0: return 0
         if test_data:  # a separate test set, as its own channel
