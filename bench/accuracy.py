@@ -11,7 +11,8 @@ computed once per input size, for each photo and its mirror image, and cached in
 pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
 ~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
 body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
-in each fold (on 2 cores with nothing else running, 2-12 min a fold depending on the CPU: 20-120 min for the 10 folds).
+in each fold, twice with two seeds (on 2 cores with nothing else running, 2-12 min a training depending on the CPU:
+40-240 min for the 10 folds).
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the
@@ -242,14 +243,14 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
     return torch.cat(p).cpu().numpy()
 
 
-def partner_fit(M, y, tr, te, seed, arch='efficientnet_lite0'):
-    "`bincount train`'s partner, trained by the package's own `partner_net` and `partner_learner` with the tail recipe's settings, on the frozen back's pooled maps (`back_features`, computed once for all folds): test probabilities, TTA over the mirror."
+def partner_fit(M, y, tr, te, seed, arch='efficientnet_lite0', epochs=5):
+    "The tail's frozen partner (`Recipe.partner_epochs`, off by default since Dec 2026), trained by the package's own `partner_net` and `partner_learner` with the tail recipe's head and rate for `epochs`, on the frozen back's pooled maps (`back_features`, computed once for all folds): test probabilities, TTA over the mirror."
     set_seed(seed)
     rec, F = TRAIN_RECIPES['tail'], torch.from_numpy(back_features(M, arch))[..., None, None]  # pooled already: 1x1 maps the head's pooling keeps
     head = partner_net(_body(arch), ARCHS[arch].frozen_blocks, 5, **rec.head)[1]
     dls = DataLoaders.from_dsets(FlipFeatures(F[tr], y[tr], flip=True), FlipFeatures(F[te], y[te], flip=False), bs=32)
     learn = partner_learner(nn.Sequential(nn.Identity(), head), dls)
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(rec.partner_epochs, rec.partner_lr)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, rec.partner_lr)
     with torch.no_grad(): return (sum(head(F[te, v]).softmax(-1) for v in range(F.shape[1]))/F.shape[1]).numpy()
 
 
@@ -314,9 +315,9 @@ def ensemble(*fits):
     return lambda X, y, tr, te, seed: np.mean([f(X, y, tr, te, seed + k) for k, f in enumerate(fits)], 0)
 
 
-def two_seeds(**kw):
-    "The tail trained with the fold's seed and with seed + 100 (`kw`: its options), probabilities averaged."
-    return lambda X, y, tr, te, seed: (tail_fit(X, y, tr, te, seed, **kw) + tail_fit(X, y, tr, te, seed + 100, **kw))/2
+def seeds(n:int=2, **kw):
+    "The tail trained `n` times, with the fold's seed, seed + 100, seed + 200, ... (`kw`: its options), probabilities averaged."
+    return lambda X, y, tr, te, seed: sum(tail_fit(X, y, tr, te, seed + 100*k, **kw) for k in range(n))/n
 
 
 # name -> (input size, layers, pooling, head); layers ('front', V, F, A): the maps of V `flipped` views (default 2) out of the first F
@@ -337,13 +338,14 @@ RECIPES = {
     "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
     "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA; "
-    "averaged with its partner (an MLP on the pretrained last stages' pooled maps, 5 ep)":
-        (320, ('front',), None, lambda *a: (tail_fit(*a, sigma=.5) + partner_fit(*a))/2),
+    "trained twice (seeds k, k + 100), averaged": (320, ('front',), None, seeds(2, sigma=.5)),
 }
 # The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-12 min a fold): they run only when
 # named with --recipes. "tail, ..." is the tail before soft labels (one-hot targets, sigma 0). Figures: bench/README.md.
 EXPLORED = {
     "tail alone, soft labels (the default before its partner, Dec 2026)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
+    "tail averaged with its partner (an MLP on the pretrained last stages' pooled maps, 5 ep; the default before the second tail, Dec 2026)":
+        (320, ('front',), None, lambda *a: (tail_fit(*a, sigma=.5) + partner_fit(*a))/2),
     "the tail's partner alone (bincount.learner.partner_learner)": (320, ('front',), None, partner_fit),
     "tail, one-hot labels (the default before soft labels)": (320, ('front',), None, tail_fit),
     "tail, body at lr/10, 6 ep, no shifts": (320, ('front',), None, lambda *a: tail_fit(*a, epochs=6, lr_div=10., crop=0)),
@@ -364,10 +366,10 @@ EXPLORED = {
     "tail, soft labels, TTA over five windows of the maps (centre and corners)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, windows='five')),
     "tail on EfficientNet-Lite2 (its first 5 stages frozen), soft labels": (320, ('front', 2, 0, 'efficientnet_lite2'), None,
                                                                           lambda *a: tail_fit(*a, sigma=.5, arch='efficientnet_lite2')),
-    "tail, two seeds averaged": (320, ('front',), None, two_seeds()),
+    "tail, two seeds averaged": (320, ('front',), None, seeds(2)),
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
-    "tail, soft labels, two seeds averaged (each fold's and + 100)": (320, ('front',), None, two_seeds(sigma=.5)),
-    "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda *a: (two_seeds(sigma=.5)(*a) + partner_fit(*a))/2),
+    "tail, soft labels, three seeds averaged (each fold's, + 100, + 200)": (320, ('front',), None, seeds(3, sigma=.5)),
+    "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda *a: (seeds(2, sigma=.5)(*a) + partner_fit(*a))/2),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),
 }
