@@ -88,12 +88,17 @@ def _partners(learn, frozen_blocks:int, recipe:Recipe) -> list:
     n = recipe.tails - 1 + bool(recipe.partner_epochs)
     return [partner_net(learn.model[0].model, frozen_blocks, len(learn.dls.vocab), **learn.bin_config['head']) for _ in range(n)]
 
+# %% ../nbs/11_train.ipynb #89ca3c87
+def _ddp(rank:int, world:int, seed:int) -> list:
+    "The callbacks that make a fit one of `world` processes' (`ShardedDDP`, shuffling with `seed`); none in a single process."
+    return [ShardedDDP(rank, world, seed)] if world > 1 else []
+
 # %% ../nbs/11_train.ipynb #c864da83
 def _train_tails(tails:list, tail_learn, recipe:Recipe, epochs:int, lr:float, seed:int, cbs:list, rank:int, world:int):
     "Train `tails` (from `_partners`) as `tail_learn` trained the first tail, on the same maps, each with its own seed (+ 100, + 200, ...)."
     for k, tail in enumerate(tails, 1):
         set_seed(seed + 100*k)
-        tl = tail_learner(tail, tail_learn, cbs + ([ShardedDDP(rank, world, seed + 100*k)] if world > 1 else []))
+        tl = tail_learner(tail, tail_learn, cbs + _ddp(rank, world, seed + 100*k))
         tl.fit_one_cycle(epochs, slice(lr/recipe.tail_lr_div, lr))
         get_logger('bincount.train').info(f"tail {k + 1}: valid accuracy {float(tl.recorder.values[-1][2]):.3f} after {epochs} epochs")
 
@@ -160,7 +165,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, rec, lr_find_its, lr_rule, lr_range)
         get_logger('bincount.train').info(f"recipe {recipe}, lr {lr:.2e} ({lr_from}), {world} process(es)")
         cbs = list(cbs or [])
-        fit_learn.add_cbs(cbs + ([ShardedDDP(rank, world, seed)] if distributed else []))
+        fit_learn.add_cbs(cbs + _ddp(rank, world, seed))
         epochs = epochs or rec.epochs
         if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
         else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
