@@ -185,19 +185,22 @@ def test_windows(windows:str|None, crop:int) -> list:
 
 
 def remembered(fit):
-    "`fit`, its test probabilities kept in the bench's cache: a recipe that repeats a training another one ran (an ensemble's member, the default's) reads them back. The key: `fit`'s source, its inputs, the fold, the seed, the options, the device."
+    "`fit`, its test probabilities kept in the bench's cache: a recipe that repeats a training another one ran (an ensemble's member, the default's) reads them back. The key: `fit`'s source, its inputs, the fold, the seed, the options, the device. A tuple of `windows` trains once and remembers each window's probabilities as if it had been asked for alone."
     src = inspect.getsource(fit)
     @functools.wraps(fit)
     def fit_remembered(M, y, tr, te, seed, **kw):
-        args = inspect.signature(fit).bind(M, y, tr, te, seed, **kw); args.apply_defaults()
-        opts = sorted((k, v) for k, v in args.arguments.items() if k not in ('M', 'y', 'tr', 'te'))
-        h = hashlib.sha1(f"{src}{opts}{DEVICE}{M.shape}".encode())
-        for a in (M, y, tr, te): h.update(np.ascontiguousarray(a).data)
-        path = cache_dir()/'bench'/'fits'/f"{fit.__name__}_{h.hexdigest()[:16]}.npy"
-        if path.exists(): return np.load(path)
+        data = hashlib.sha1(f"{src}{DEVICE}{M.shape}".encode())
+        for a in (M, y, tr, te): data.update(np.ascontiguousarray(a).data)
+        def path(**kw):
+            args = inspect.signature(fit).bind(M, y, tr, te, seed, **kw); args.apply_defaults()
+            h = data.copy(); h.update(str(sorted((k, v) for k, v in args.arguments.items() if k not in ('M', 'y', 'tr', 'te'))).encode())
+            return cache_dir()/'bench'/'fits'/f"{fit.__name__}_{h.hexdigest()[:16]}.npy"
+        many = isinstance(kw.get('windows'), tuple)
+        paths = [path(**{**kw, 'windows': w}) for w in kw['windows']] if many else [path(**kw)]
+        if all(p.exists() for p in paths): return np.stack([np.load(p) for p in paths]) if many else np.load(paths[0])
         p = fit(M, y, tr, te, seed, **kw)
-        buf = io.BytesIO(); np.save(buf, p)
-        atomic_write_bytes(path, buf.getvalue())
+        for pp, one in zip(paths, p if many else [p]):
+            buf = io.BytesIO(); np.save(buf, one); atomic_write_bytes(pp, buf.getvalue())
         return p
     return fit_remembered
 
@@ -205,7 +208,7 @@ def remembered(fit):
 @remembered
 def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, arch='efficientnet_lite0', drop_path=0., frozen_blocks=None,
              mixup=0., sigma=0., wd=.01, ema=0., windows=None):
-    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step); `windows`: TTA over `test_windows` too."
+    "`bincount train`'s tail recipe: the body's last blocks (at lr/lr_div) and the plain MLP head trained on the front's maps, one cycle; flips, shifts; soft labels (`sigma`); TTA over the flips; `ema`: predict with an exponential moving average of the weights (this decay per step); `windows`: TTA over `test_windows` too (a tuple of them: one set of probabilities each, stacked, from the one training)."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads(); torch.set_num_threads(os.cpu_count())  # a network, not a small head: every core helps
     tail, head = split_body(_body(arch, drop_path), frozen_blocks or ARCHS[arch].frozen_blocks)[1], nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), plain_mlp(1280))
@@ -235,12 +238,14 @@ def tail_fit(M, y, tr, te, seed, epochs=8, lr=3e-3, lr_div=3., crop=2, bs=32, ar
             if avg: avg.update_parameters(net)
     if avg: tail, head = avg.module[0], avg.module[1]
     tail.eval(); head.eval()
-    with torch.no_grad():
+    def predict(windows):
         ws = test_windows(windows, crop)
-        p = [sum(head(tail(w(Mt[te[i:i+64], v].to(DEVICE).float()))).softmax(-1) for v in range(M.shape[1]) for w in ws)/(M.shape[1]*len(ws))
-             for i in range(0, len(te), 64)]
+        with torch.no_grad():
+            return torch.cat([sum(head(tail(w(Mt[te[i:i+64], v].to(DEVICE).float()))).softmax(-1) for v in range(M.shape[1]) for w in ws)/(M.shape[1]*len(ws))
+                              for i in range(0, len(te), 64)]).cpu().numpy()
+    p = np.stack([predict(w) for w in windows]) if isinstance(windows, tuple) else predict(windows)
     torch.set_num_threads(threads)
-    return torch.cat(p).cpu().numpy()
+    return p
 
 
 def partner_fit(M, y, tr, te, seed, arch='efficientnet_lite0', epochs=5):
@@ -369,6 +374,8 @@ EXPLORED = {
     "tail, two seeds averaged": (320, ('front',), None, seeds(2)),
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
     "tail, soft labels, three seeds averaged (each fold's, + 100, + 200)": (320, ('front',), None, seeds(3, sigma=.5)),
+    "tail, soft labels, 5 epochs, TTA over the central window of the maps, three seeds averaged (each fold's, + 100, + 200)":
+        (320, ('front',), None, seeds(3, sigma=.5, epochs=5, windows='centre')),
     "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda *a: (seeds(2, sigma=.5)(*a) + partner_fit(*a))/2),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),

@@ -24,6 +24,7 @@ SEED_STEP = 100  # the k-th seed of fold f is f + k*SEED_STEP: seed 0 is the one
 CONFIGS = {
     'default': ({}, (2, 0)),
     'epochs 5': (dict(epochs=5), (2, 0)),
+    'epochs 5, TTA central window': (dict(epochs=5, windows='centre'), (2, 0)),
     'epochs 12': (dict(epochs=12), (2, 0)),
     'lr 1.5e-3': (dict(lr=1.5e-3), (2, 0)),
     'lr 6e-3': (dict(lr=6e-3), (2, 0)),
@@ -43,26 +44,38 @@ CONFIGS = {
 }
 
 
+def trainings(configs) -> list:
+    "The settings that differ only in their TTA `windows` share a training: groups of (setting, its windows), in `configs`' order."
+    groups = {}
+    for c in configs:
+        opts, maps = CONFIGS[c]
+        groups.setdefault((str(sorted((k, v) for k, v in opts.items() if k != 'windows')), maps), []).append((c, opts.get('windows')))
+    return list(groups.values())
+
+
 def jobs(configs, seeds:int, folds:int) -> list:
-    "Every (setting, seed index, fold), the first seed of every setting first: a run cut short has compared all settings."
-    return [(c, k, f) for k in range(seeds) for c in configs for f in range(folds)]
+    "Every (settings sharing a training, seed index, fold), the first seed of every setting first: a run cut short has compared all settings."
+    return [(g, k, f) for k in range(seeds) for g in trainings(configs) for f in range(folds)]
 
 
 def _init(device:str):
     "A worker: one CPU thread (the GPU does the work, and workers must not fight for cores), networks on `device`."
     os.cpu_count = lambda: 1  # tail_fit asks for every core: on a GPU one each is enough
     import torch, accuracy
-    torch.set_num_threads(1); accuracy.DEVICE = torch.device(device); torch.backends.cudnn.benchmark = device != 'cpu'
+    from bincount.core import tune_cpu
+    tune_cpu(); torch.set_num_threads(1); accuracy.DEVICE = torch.device(device); torch.backends.cudnn.benchmark = device != 'cpu'
 
 
 def _train(job):
-    "Train one job's tail on its fold; its test probabilities."
+    "Train one job's tail on its fold, once for the settings of its group: [((setting, seed index, fold), test probabilities)]."
     import accuracy
-    c, k, f, maps_path, y, tr, te = job
-    opts, _ = CONFIGS[c]
+    group, k, f, maps_path, y, tr, te = job
+    opts = {**CONFIGS[group[0][0]][0], 'windows': tuple(w for _, w in group)}
     M = np.load(maps_path, mmap_mode='r')  # shared by every worker through the page cache
-    fit = accuracy.tail_fit.__wrapped__  # not `remembered`: hashing the maps for each training costs more than it saves here
-    return (c, k, f), fit(M, y, tr, te, f + k*SEED_STEP, sigma=.5, **opts)
+    # on a CPU `remembered`, so `bench/accuracy.py` reads these trainings back; on a GPU hashing the maps costs more than a training
+    fit = accuracy.tail_fit if accuracy.DEVICE.type == 'cpu' else accuracy.tail_fit.__wrapped__
+    p = fit(M, y, tr, te, f + k*SEED_STEP, sigma=.5, **opts)
+    return [((c, k, f), pc) for (c, _), pc in zip(group, p)]
 
 
 def summarise(probs:dict, counts, folds, configs, seeds:int) -> list:
@@ -117,16 +130,17 @@ def main(argv=None):
         maps[views, fb] = accuracy.front_path(df, 320, views=views, frozen_blocks=fb or None)
         print(f"maps ({views} views, {fb or 'default'} frozen stages): {time.time() - t:.0f} s", flush=True)
     todo = jobs(configs, a.seeds, len(folds))
-    print(f"{len(todo)} trainings ({len(configs)} settings x {a.seeds} seeds x {len(folds)} folds) in {a.workers} workers on {a.device}", flush=True)
-    probs, t0, last = {}, time.time(), 0.
+    print(f"{len(todo)} trainings ({len(configs)} settings, {len(trainings(configs))} trainings a seed and fold, x {a.seeds} seeds x {len(folds)} folds) "
+          f"in {a.workers} workers on {a.device}", flush=True)
+    probs, t0, last, trained = {}, time.time(), 0., 0
     meta = dict(device=a.device, folds=len(folds), seeds=a.seeds, seed_step=SEED_STEP, photos=len(df), configs={c: CONFIGS[c][0] for c in configs})
     with mp.get_context('spawn').Pool(a.workers, _init, (a.device,)) as pool:
-        for key, p in pool.imap_unordered(_train, [(c, k, f, maps[CONFIGS[c][1]], y, tr, te) for c, k, f in todo for tr, te in [folds[f]]]):
-            probs[key] = p
-            if time.time() - last > 20 or len(probs) == len(todo):
-                last = time.time(); meta.update(trained=len(probs), seconds=round(last - t0))
+        for done in pool.imap_unordered(_train, [(g, k, f, maps[CONFIGS[g[0][0]][1]], y, tr, te) for g, k, f in todo for tr, te in [folds[f]]]):
+            probs.update(done); trained += 1
+            if time.time() - last > 20 or trained == len(todo):
+                last = time.time(); meta.update(trained=trained, seconds=round(last - t0))
                 save(out, probs, summarise(probs, counts, folds, configs, a.seeds), meta)
-                print(f"  {len(probs)}/{len(todo)} trainings, {last - t0:.0f} s", flush=True)
+                print(f"  {trained}/{len(todo)} trainings, {last - t0:.0f} s", flush=True)
     print('\n'.join(summarise(probs, counts, folds, configs, a.seeds)))
 
 
