@@ -342,12 +342,17 @@ RECIPES = {
                                                             lambda *a: torch_head(*a, make=fastai_head, count_loss=.5)),
     "ensemble: logreg + 2 fastai heads, 448 px, blocks 4-6 + head": (448, ('b4', 'b5', 'b6', 'head'), 'both',
         ensemble(logreg, lambda *a: torch_head(*a, make=fastai_head), lambda *a: torch_head(*a, make=fastai_head))),
-    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 8 ep, shifts, soft labels, TTA; "
-    "trained twice (seeds k, k + 100), averaged": (320, ('front',), None, seeds(2, sigma=.5)),
+    "bincount train's tail: last 2 stages + head conv (lr/3) + the MLP on the maps of the first 5, 320 px, 1cycle 3e-3, 5 ep, shifts, soft labels, "
+    "TTA over the mirror, counting on the central window of the maps; trained three times (seeds k, k + 100, k + 200), averaged":
+        (320, ('front',), None, seeds(3, sigma=.5, epochs=5, windows='centre')),
 }
 # The steps that led to the tail recipe, and the variants of it tried since (on 2 cores, 2-12 min a fold): they run only when
 # named with --recipes. "tail, ..." is the tail before soft labels (one-hot targets, sigma 0). Figures: bench/README.md.
 EXPLORED = {
+    "two 8-epoch tails on the whole maps, averaged (the default before the central window, Dec 2026)": (320, ('front',), None, seeds(2, sigma=.5)),
+    "5-epoch tail on the central window (one seed)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5, epochs=5, windows='centre')),
+    "two 5-epoch tails on the central window, averaged": (320, ('front',), None, seeds(2, sigma=.5, epochs=5, windows='centre')),
+    "three 5-epoch tails on the whole maps, averaged": (320, ('front',), None, seeds(3, sigma=.5, epochs=5)),
     "tail alone, soft labels (the default before its partner, Dec 2026)": (320, ('front',), None, lambda *a: tail_fit(*a, sigma=.5)),
     "tail averaged with its partner (an MLP on the pretrained last stages' pooled maps, 5 ep; the default before the second tail, Dec 2026)":
         (320, ('front',), None, lambda *a: (tail_fit(*a, sigma=.5) + partner_fit(*a))/2),
@@ -374,8 +379,6 @@ EXPLORED = {
     "tail, two seeds averaged": (320, ('front',), None, seeds(2)),
     "tail, soft labels, other seeds (each fold's + 100)": (320, ('front',), None, lambda X, y, tr, te, seed: tail_fit(X, y, tr, te, seed + 100, sigma=.5)),
     "tail, soft labels, three seeds averaged (each fold's, + 100, + 200)": (320, ('front',), None, seeds(3, sigma=.5)),
-    "tail, soft labels, 5 epochs, TTA over the central window of the maps, three seeds averaged (each fold's, + 100, + 200)":
-        (320, ('front',), None, seeds(3, sigma=.5, epochs=5, windows='centre')),
     "tail, soft labels, two seeds averaged, then with the partner": (320, ('front',), None, lambda *a: (seeds(2, sigma=.5)(*a) + partner_fit(*a))/2),
     "GPU: fine-tune the whole network on the photos, 320 px, 15 ep, body at lr/4": (320, ('photos',), None, finetune_fit),
     "GPU: fine-tune the whole network, 30 ep": (320, ('photos',), None, lambda *a: finetune_fit(*a, epochs=30)),

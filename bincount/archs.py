@@ -23,9 +23,9 @@ from .core import BincountError, cache_dir
 from .handler import read_config
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'MAX_PARTNERS', 'pypi_weights', 'url_weights',
-           'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'set_head',
-           'partner_net', 'Partnered', 'check_partner', 'build_model', 'load_model']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'MAX_PARTNERS', 'MAX_WINDOW', 'pypi_weights',
+           'url_weights', 'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head',
+           'set_head', 'partner_net', 'Partnered', 'check_partner', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -212,31 +212,37 @@ def partner_net(body:EfficientNet, # the body whose front the partner shares (fa
 class Partnered(nn.Module):
     "`model` and `partners` (each a `partner_net`) on the maps of its front counting together: the log of their averaged probabilities."
     def __init__(self, model:nn.Sequential, # fastai's body + head, the body an EfficientNet
-                 partners:list, # from `partner_net`, with the same `frozen_blocks`
+                 partners:list, # from `partner_net`, with the same `frozen_blocks`; may be empty
                  frozen_blocks:int, # blocks of the front they all share
+                 window:int=0, # all of them see the central window of the front's maps this many cells smaller, the size the tails trained on (0: the whole map)
                 ):
         super().__init__()
-        self.model, self.partners, self.frozen_blocks = model, nn.ModuleList(partners), frozen_blocks
+        self.model, self.partners, self.frozen_blocks, self.window = model, nn.ModuleList(partners), frozen_blocks, window
 
     def forward(self, x):
         front, tail = split_body(self.model[0].model, self.frozen_blocks)
         f = front(x)
+        w = min(self.window, f.shape[-2] - 1, f.shape[-1] - 1)  # a window of one cell at least, as in training (`FlipFeatures`)
+        if w > 0: f = f[..., w//2:w//2 - w, w//2:w//2 - w]
         logp = torch.stack([self.model[1](tail(f)).log_softmax(-1), *(p(f).log_softmax(-1) for p in self.partners)])
         return logp.logsumexp(0) - math.log(len(logp))
 
 # %% ../nbs/07_archs.ipynb #4dcf1ebb
-MAX_PARTNERS = 16  # a config asking for more is not one bincount wrote
+MAX_PARTNERS, MAX_WINDOW = 16, 8  # a config asking for more is not one bincount wrote
+
+def _whole(partner:dict, key:str, default:int, lo:int, hi:int, what:str) -> int:
+    "`partner[key]` (`default` when left out), a whole number from `lo` to `hi`; a `BincountError` saying what is wrong."
+    v = partner.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise BincountError(f"config 'partner' {key!r} must be a whole number of {what}, {lo}-{hi}, found {str(v)[:40]}")
+    return v
 
 def check_partner(partner) -> dict:
-    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}, 'n': partners}`; `n` 1 when left out), checked; a `BincountError` saying what is wrong."
-    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head', 'n'}:
-        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}, \"n\": partners}}, found {str(partner)[:60]}")
-    fb, n = partner.get('frozen_blocks'), partner.get('n', 1)
-    if not isinstance(fb, int) or isinstance(fb, bool) or not 0 < fb < 100:
-        raise BincountError(f"config 'partner' 'frozen_blocks' must be a whole number of blocks, found {str(fb)[:40]}")
-    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_PARTNERS:
-        raise BincountError(f"config 'partner' 'n' must be a whole number of partners, 1-{MAX_PARTNERS}, found {str(n)[:40]}")
-    return dict(frozen_blocks=fb, head=check_head(partner.get('head')), n=n)
+    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}, 'n': partners, 'window': cells}`; `n` 1 and `window` 0 when left out), checked; a `BincountError` saying what is wrong."
+    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head', 'n', 'window'}:
+        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}, \"n\": partners, \"window\": cells}}, found {str(partner)[:60]}")
+    return dict(frozen_blocks=_whole(partner, 'frozen_blocks', None, 1, 99, 'blocks'), head=check_head(partner.get('head')),
+                n=_whole(partner, 'n', 1, 0, MAX_PARTNERS, 'partners'), window=_whole(partner, 'window', 0, 0, MAX_WINDOW, 'cells'))
 
 # %% ../nbs/07_archs.ipynb #0a9e2b6e
 def build_model(config:dict) -> nn.Module:
@@ -249,7 +255,7 @@ def build_model(config:dict) -> nn.Module:
     model = set_head(model, n, **head)
     if config.get('partner') is None: return model
     p = check_partner(config['partner'])
-    return Partnered(model, [partner_net(model[0].model, p['frozen_blocks'], n, **p['head']) for _ in range(p['n'])], p['frozen_blocks'])
+    return Partnered(model, [partner_net(model[0].model, p['frozen_blocks'], n, **p['head']) for _ in range(p['n'])], p['frozen_blocks'], p['window'])
 
 # %% ../nbs/07_archs.ipynb #84957b28
 def load_model(model_dir, # a directory written by `bincount train`

@@ -40,7 +40,7 @@ class Recipe:
     count_sigma: float = 0. # soft labels over the neighbouring counts, unless given (`bincount.learner.CountSmoothingCrossEntropy`; 0: none)
     size: int|None = None # image size, unless given (None: the arch's)
     tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
-    map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`)
+    map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`), count on the central one
     lr: float|None = None # the learning rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
     tails: int = 1 # tail: tails trained, each with its own seed, their probabilities averaged (`bincount.archs.Partnered`)
     partner_epochs: int = 0 # tail: epochs of a partner head on the pretrained last blocks' pooled maps (`bincount.archs.Partnered`); 0: none
@@ -48,11 +48,11 @@ class Recipe:
 
 # %% ../nbs/11_train.ipynb #d112b2f9
 RECIPES = {
-    'tail': Recipe(8, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
+    'tail': Recipe(5, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
                    "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels; "
-                   "twice, with two seeds, the two averaged",
+                   "three times, with three seeds, the three averaged, counting on the central window of the maps",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., count_sigma=.5, size=320,
-                   tail_lr_div=3., map_crop=2, lr=3e-3, tails=2),
+                   tail_lr_div=3., map_crop=2, lr=3e-3, tails=3),
     'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
                    head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
     'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
@@ -104,13 +104,13 @@ def _train_tails(tails:list, tail_learn, recipe:Recipe, epochs:int, lr:float, se
 
 # %% ../nbs/11_train.ipynb #f84406cb
 def _add_partners(learn, tail_learn, partners:list, frozen_blocks:int, recipe:Recipe):
-    "Train the frozen partner's head if `recipe` has one (the last of `partners`), then make `learn`'s model the tail and its partners (`Partnered`) and its config say so."
+    "Train the frozen partner's head if `recipe` has one (the last of `partners`), then make `learn`'s model the tail and its partners (`Partnered`), all seeing the central window of the maps of the size they trained on, and its config say so."
     if recipe.partner_epochs:
         pl = partner_learner(partners[-1], tail_learn.dls, tail_learn.metrics)
         with pl.no_bar(), pl.no_logging(): pl.fit_one_cycle(recipe.partner_epochs, recipe.partner_lr)
         get_logger('bincount.train').info(f"partner: valid accuracy {float(pl.recorder.values[-1][2]):.3f} after {recipe.partner_epochs} epochs")
-    learn.model = Partnered(learn.model, partners, frozen_blocks)
-    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'], n=len(partners))
+    learn.model = Partnered(learn.model, partners, frozen_blocks, recipe.map_crop)
+    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'], n=len(partners), window=recipe.map_crop)
 
 # %% ../nbs/11_train.ipynb #2e7c0a72
 def train_model(data, # a dataset directory (images/, labels.csv)
@@ -171,7 +171,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
         else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
         _train_tails(partners[:rec.tails - 1], fit_learn, rec, epochs, lr, seed, cbs, rank, world)
         if rank != 0: return {}
-        if partners: _add_partners(learn, fit_learn, partners, info.frozen_blocks, rec)
+        if recipe == 'tail': _add_partners(learn, fit_learn, partners, info.frozen_blocks, rec)
         fit_learn.recorder.plot_loss(show_epochs=True)
         save_fig(plt.gcf(), out/'losses.png')
         atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
