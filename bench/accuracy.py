@@ -11,8 +11,9 @@ computed once per input size, for each photo and its mirror image, and cached in
 pooled (max and mean) outputs of the last five blocks and of the head, and a 2x2 grid of the head's map (on 2 cores:
 ~4 min at 224 px, ~15 min at 448 px, the first time). The tail recipe (`bincount train`'s default) freezes only the
 body's first five stages: their maps are cached the same way (~3 min at 320 px), and the last stages are trained
-in each fold, twice with two seeds (on 2 cores with nothing else running, 2-12 min a training depending on the CPU:
-40-240 min for the 10 folds).
+in each fold, three times with three seeds, 5 epochs each (on 2 cores with nothing else running, 2-8 min a training
+depending on the CPU: 60-240 min for the 10 folds; `bench/tail_search.py` trains them two at a time and this bench
+reads them back).
 
 The `EXPLORED` recipes (the steps to the tail recipe, and the variants of it tried since) run only when named with
 --recipes; `--repeats 1` runs the first 5 folds alone, the same as the first 5 of the full run, and `--repeat 2` the

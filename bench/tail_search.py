@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 SEED_STEP = 100  # the k-th seed of fold f is f + k*SEED_STEP: seed 0 is the one `bench/accuracy.py` gives the fold
 
-# setting -> (tail_fit's options beyond the default's, the maps' (views, frozen stages)); the default: soft labels .5, 8 ep, 3e-3, body lr/3
+# setting -> (tail_fit's options beyond the default's, the maps' (views, frozen stages)); 'default': one tail as `tail_fit` trains it, soft
+# labels .5, 8 ep, 3e-3, body lr/3, whole maps (bincount train's default since Dec 6 2026: three of 'epochs 5, TTA central window')
 CONFIGS = {
     'default': ({}, (2, 0)),
     'epochs 5': (dict(epochs=5), (2, 0)),
