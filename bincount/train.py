@@ -127,7 +127,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 seed:int=42, # seed of the split and of training
                 recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': `resolve_recipe`
                 freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
-                tails:int|None=None, # tails trained, each with its own seed, and averaged (tail recipe only; default: the recipe's, 2)
+                tails:int|None=None, # tails trained, each with its own seed, and averaged (tail recipe only; default: the recipe's, 3)
                 label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
                 count_sigma:float|None=None, # soft labels over the neighbouring counts (default: the recipe's; 0: one-hot)
                 tta:bool=True, # predict with each photo and its mirror image
@@ -206,7 +206,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
               no_pretrained:bool=False, # start from random weights (also --pretrained False)
               recipe:str='auto', # tail (last blocks + head on cached maps), head, fine_tune or fit; auto: tail (or head) when pretrained
               freeze_epochs:int=1, # --recipe fine_tune: epochs training the head alone first
-              tails:int=None, # the tail recipe: tails trained with their own seeds and averaged (default 2; 1 takes half the time)
+              tails:int=None, # the tail recipe: tails trained with their own seeds and averaged (default 3; 1 takes a third of the time)
               seed:int=42, # seed of the split and of training
               num_workers:int=0, # DataLoader worker processes
               skip_bad:bool=False, # leave out missing or unreadable photos (reported) instead of stopping
