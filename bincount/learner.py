@@ -240,15 +240,15 @@ def cached_features(front:nn.Module, # the frozen front of `learn.model`, from `
 
 # %% ../nbs/08_learner.ipynb #3a0f63f5
 class FlipFeatures(torch.utils.data.Dataset):
-    "Cached features and class; training draws (`flip`) take the photo's or its mirror's, and a window of a map `crop` cells smaller."
+    "Cached features and class; training draws (`flip`) take the photo's or its mirror's, and a window of a map `crop` cells smaller, shifted at random; validation the photo's central window, the one the exported model counts on."
     def __init__(self, feats, y, flip:bool, crop:int=0):
         self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
-        self.crop = min(crop, feats.shape[-1] - 1, feats.shape[-2] - 1) if flip and feats.ndim == 5 else 0  # a window of 1 cell at least
+        self.crop = min(crop, feats.shape[-1] - 1, feats.shape[-2] - 1) if feats.ndim == 5 else 0  # a window of 1 cell at least
     def __len__(self): return len(self.y)
     def __getitem__(self, i):
         f = self.feats[i, random.randint(0, 1) if self.flip else 0].float()
         if self.crop:
-            dy, dx = random.randint(0, self.crop), random.randint(0, self.crop)
+            dy, dx = (random.randint(0, self.crop), random.randint(0, self.crop)) if self.flip else (self.crop//2, self.crop//2)
             f = f[:, dy:dy + f.shape[1] - self.crop, dx:dx + f.shape[2] - self.crop]
         return f, self.y[i]
 
