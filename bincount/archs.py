@@ -25,7 +25,7 @@ from .handler import read_config
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'MAX_PARTNERS', 'MAX_WINDOW', 'pypi_weights',
            'url_weights', 'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head',
-           'set_head', 'partner_net', 'Partnered', 'check_partner', 'build_model', 'load_model']
+           'set_head', 'partner_net', 'central_window', 'Partnered', 'check_partner', 'build_model', 'load_model']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -208,6 +208,14 @@ def partner_net(body:EfficientNet, # the body whose front the partner shares (fa
     apply_init(mlp, nn.init.kaiming_normal_)
     return nn.Sequential(back, mlp)
 
+# %% ../nbs/07_archs.ipynb #c3a1e0d7
+def central_window(maps:torch.Tensor, # [..., H, W]
+                   cells:int, # how many cells smaller than the map, at most; 0: the whole map
+                  ) -> torch.Tensor:
+    "The central window of `maps`, `cells` smaller in each direction, one cell at least: what a tail trained on windows of that size counts on."
+    w = min(cells, maps.shape[-2] - 1, maps.shape[-1] - 1)
+    return maps[..., w//2:w//2 - w, w//2:w//2 - w] if w > 0 else maps
+
 # %% ../nbs/07_archs.ipynb #4541b338
 class Partnered(nn.Module):
     "`model` and `partners` (each a `partner_net`) on the maps of its front counting together: the log of their averaged probabilities."
@@ -221,9 +229,7 @@ class Partnered(nn.Module):
 
     def forward(self, x):
         front, tail = split_body(self.model[0].model, self.frozen_blocks)
-        f = front(x)
-        w = min(self.window, f.shape[-2] - 1, f.shape[-1] - 1)  # a window of one cell at least, as in training (`FlipFeatures`)
-        if w > 0: f = f[..., w//2:w//2 - w, w//2:w//2 - w]
+        f = central_window(front(x), self.window)
         logp = torch.stack([self.model[1](tail(f)).log_softmax(-1), *(p(f).log_softmax(-1) for p in self.partners)])
         return logp.logsumexp(0) - math.log(len(logp))
 

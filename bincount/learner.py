@@ -32,7 +32,7 @@ import bincount
 from .core import BincountError, atomic_write_bytes, atomic_write_text, cache_dir, get_logger, image_path
 from .explore import save_fig
 from .handler import preprocess
-from .archs import HEAD_KWARGS, get_arch, load_state, match_state, set_head, split_body
+from .archs import HEAD_KWARGS, central_window, get_arch, load_state, match_state, set_head, split_body
 
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'CountSmoothingCrossEntropy', 'set_normalize', 'bin_learner',
@@ -247,8 +247,9 @@ class FlipFeatures(torch.utils.data.Dataset):
     def __len__(self): return len(self.y)
     def __getitem__(self, i):
         f = self.feats[i, random.randint(0, 1) if self.flip else 0].float()
-        if self.crop:
-            dy, dx = (random.randint(0, self.crop), random.randint(0, self.crop)) if self.flip else (self.crop//2, self.crop//2)
+        if self.crop and not self.flip: f = central_window(f, self.crop)
+        elif self.crop:
+            dy, dx = random.randint(0, self.crop), random.randint(0, self.crop)
             f = f[:, dy:dy + f.shape[1] - self.crop, dx:dx + f.shape[2] - self.crop]
         return f, self.y[i]
 
