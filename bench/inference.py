@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from bincount.core import dataset_view, get_logger, image_path, read_labels, sample_dir
 from bincount.handler import OnnxRuntime, Predictor, decode_image, read_config
-from bincount.evaluate import load_torch_predictor
+from bincount.modeldir import load_torch_predictor
 from bincount.export import export_int8, export_onnx
 
 log = get_logger('bincount.bench')

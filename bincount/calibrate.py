@@ -6,13 +6,13 @@ Docs: https://bincount.github.io/bincount/calibrate.html.md"""
 
 # %% ../nbs/09b_calibrate.ipynb #a84cc773
 from __future__ import annotations
-import json
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from .core import BincountError, atomic_write_text, get_logger
-from .handler import calibrate, read_config
-from .evaluate import calibration_error, dataset_rows, load_torch_predictor, model_split, predict_rows
+from .core import BincountError, get_logger
+from .handler import calibrate
+from .modeldir import load_torch_predictor, update_config
+from .evaluate import calibration_error, dataset_rows, model_split, predict_rows
 from .explore import save_fig
 
 # %% auto #0
@@ -73,8 +73,6 @@ def calibrate_model(model_dir, # a model directory (from `bincount train`)
     T, ok = fit_temperature(probs, y), probs.argmax(1) == y
     res = dict(temperature=T, valid_ece_before=calibration_error(probs, ok), valid_ece_after=calibration_error(calibrate(probs, T), ok),
                valid_nll_before=nll(probs, y), valid_nll_after=nll(calibrate(probs, T), y))
-    cfg = json.loads((model_dir/'config.json').read_text())
-    atomic_write_text(model_dir/'config.json', json.dumps({**cfg, 'temperature': round(T, 4)}, indent=2))
-    read_config(model_dir)  # still a valid config
+    update_config(model_dir, temperature=round(T, 4))
     save_fig(plot_reliability({'raw': (probs, ok), f'calibrated (T={T:.2f})': (calibrate(probs, T), ok)}), model_dir/'reliability.png')
     return res

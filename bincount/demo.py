@@ -12,7 +12,8 @@ from .core import atomic_write_text, get_logger, image_path, read_labels, tune_c
 from .explore import photo_grid, save_fig
 from .handler import read_config
 from .synth import make_synthetic
-from .evaluate import dataset_rows, load_torch_predictor, model_split, open_image
+from .evaluate import dataset_rows, model_split, open_image
+from .modeldir import load_torch_predictor
 from .train import parse_lr, train_model
 
 # %% auto #0

@@ -14,12 +14,12 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from .core import BincountError, atomic_write_text, image_path, labels_path, read_labels, tune_cpu
 from .explore import photo_grid, save_fig
-from .handler import Predictor, RequestError, TorchRuntime, decode_image
-from .archs import load_model
+from .handler import Predictor, RequestError, decode_image
+from .modeldir import load_torch_predictor
 
 # %% auto #0
-__all__ = ['calibration_error', 'score', 'open_image', 'model_split', 'dataset_rows', 'load_torch_predictor', 'predict_rows',
-           'evaluate_model', 'plot_confusion', 'plot_top_losses', 'report_model', 'evaluate_cmd']
+__all__ = ['calibration_error', 'score', 'open_image', 'model_split', 'dataset_rows', 'predict_rows', 'evaluate_model',
+           'plot_confusion', 'plot_top_losses', 'report_model', 'evaluate_cmd']
 
 # %% ../nbs/09_evaluate.ipynb #14c330b7
 def calibration_error(probs, # [N, n_classes] class probabilities
@@ -87,14 +87,6 @@ def dataset_rows(data, # a dataset directory
     if max_count is not None: df = df[df['count'] <= max_count]
     if not len(df): raise BincountError(f"{labels_path(data)}: no photos{f' in split {split!r}' if split else ''} to score")
     return df.reset_index(drop=True), over
-
-# %% ../nbs/09_evaluate.ipynb #72fe3257
-def load_torch_predictor(model_dir, # a model directory
-                         threads:int|None=None, # CPU threads (None: one per core)
-                        ) -> Predictor:
-    "The handler's `Predictor` for `model_dir`, running its network with PyTorch."
-    model, cfg = load_model(model_dir)
-    return Predictor(cfg, TorchRuntime(model, threads))
 
 # %% ../nbs/09_evaluate.ipynb #1d2a2a19
 def predict_rows(predictor:Predictor, # from `load_torch_predictor`

@@ -41,7 +41,7 @@ def export_onnx(model_dir, # a model directory (config.json, model.safetensors)
                ) -> Path:
     "Export the model of `model_dir` to ONNX with a dynamic batch axis (input `image` [N,3,H,W], output `logits`)."
     import torch
-    from bincount.archs import load_model
+    from bincount.modeldir import load_model
     model, cfg = load_model(model_dir)
     out = Path(out or Path(model_dir)/'model.onnx')
     batch = torch.export.Dim('batch', min=1, max=1024)
@@ -134,7 +134,7 @@ def load_predictor(model, # a model directory or `model.tar.gz`
     d = model_path(model)
     if runtime == 'auto': runtime = 'onnx' if (d/'model.onnx').exists() and importlib.util.find_spec('onnxruntime') else 'torch'
     if runtime == 'torch':
-        from bincount.evaluate import load_torch_predictor  # torch, fastai and timm: only for this runtime
+        from bincount.modeldir import load_torch_predictor  # torch, fastai and timm: only for this runtime
         return load_torch_predictor(d, threads)
     return Predictor(read_config(d), OnnxRuntime(onnx_graph(d, runtime), threads), runtime)
 

@@ -229,7 +229,7 @@ def preprocess(img:Image.Image, # a photo, any mode and size
 class TorchRuntime:
     "Run a `torch.nn.Module` on NumPy batches, in eval mode, without gradients."
     name = 'torch'
-    def __init__(self, model, # e.g. from `bincount.archs.load_model`
+    def __init__(self, model, # e.g. from `bincount.modeldir.load_model`
                  threads:int|None=None): # CPU threads (None: torch's default, one per core)
         import torch
         if threads: torch.set_num_threads(threads)

@@ -1,4 +1,4 @@
-"""A fastai learner over the count classes with offline ImageNet weights and one normalisation; the robust learning-rate finder; the frozen part of the network run once and cached for the part that trains; and the model directory it exports.
+"""A fastai learner over the count classes with offline ImageNet weights and one normalisation; the robust learning-rate finder; the frozen part of the network run once and cached for the part that trains; and what every recipe is.
 
 Docs: https://bincount.github.io/bincount/learner.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://bincount.github.io/bincount/learner.html.md"""
 
 # %% ../nbs/08_learner.ipynb #7ca594cc
 from __future__ import annotations
-import hashlib, json, random, tempfile
+import hashlib, json, random, sys, tempfile, time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -22,22 +23,22 @@ from fastai.data.transforms import Normalize
 from fastai.metrics import accuracy, AccumMetric
 from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.callback.schedule import minimum, slide, steep, valley
+from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import OptimWrapper
 from fastai.learner import Learner
-from fastai.torch_core import params, trainable_params
+from fastai.torch_core import trainable_params
 from fastai.data.core import DataLoaders
 from fastai.layers import AdaptiveConcatPool2d, Flatten
-from fastprogress.fastprogress import progress_bar
-import bincount
-from .core import BincountError, atomic_write_bytes, atomic_write_text, cache_dir, get_logger, image_path
+from fastprogress.fastprogress import IN_NOTEBOOK, progress_bar
+from .core import BincountError, atomic_write_bytes, cache_dir, get_logger, image_path
 from .explore import save_fig
 from .handler import preprocess
-from .archs import HEAD_KWARGS, central_window, get_arch, load_state, match_state, set_head, split_body
+from .archs import DEFAULT_ARCH, HEAD_KWARGS, get_arch, load_body, set_head, split_body
 
 # %% auto #0
 __all__ = ['RESIZE', 'SUGGESTIONS', 'count_metrics', 'torch_adamw', 'CountSmoothingCrossEntropy', 'set_normalize', 'bin_learner',
-           'dls_resize', 'model_config', 'export_model', 'find_lr', 'trained_part', 'front_features', 'cached_features',
-           'FlipFeatures', 'part_learner', 'partner_learner', 'tail_learner']
+           'dls_resize', 'learner_config', 'find_lr', 'show_bars', 'line_logs', 'trained_part', 'front_features',
+           'cached_features', 'FlipFeatures', 'split_features', 'part_learner', 'Recipe']
 
 # %% ../nbs/08_learner.ipynb #af9d0889
 def count_metrics(classes:list[int], # the count of each class, in the order of the model's outputs
@@ -81,7 +82,7 @@ def set_normalize(dls, # fastai DataLoaders
 
 # %% ../nbs/08_learner.ipynb #6894e0fd
 def bin_learner(dls, # fastai DataLoaders from `bin_dls` (a class per count)
-                arch:str='resnet50', # a name in `ARCHS`
+                arch:str=DEFAULT_ARCH, # a name in `ARCHS`
                 pretrained:bool=True, # start from the arch's ImageNet weights (and freeze the body)
                 weights:str|Path|None=None, # a local state dict for the body instead (`.safetensors` or `torch.save`)
                 label_smoothing:float=0., # label smoothing of the cross-entropy loss (0: plain cross-entropy)
@@ -105,8 +106,7 @@ def bin_learner(dls, # fastai DataLoaders from `bin_dls` (a class per count)
     head = {k: kwargs[k] for k in HEAD_KWARGS if k in kwargs} | ({} if bn else {'bn': False})
     set_head(learn.model, len(classes), **head)
     if src is not None:
-        body = learn.model[0].model
-        body.load_state_dict(match_state(load_state(src), body.state_dict(), src))
+        load_body(learn.model[0].model, src)
         learn.freeze()
     set_normalize(dls, info.mean, info.std)
     learn.bin_config = dict(arch=arch, timm=info.timm, classes=classes, mean=list(info.mean), std=list(info.std),
@@ -125,22 +125,9 @@ def dls_resize(dls) -> dict:
     return dict(size=[int(rs[0].size[1]), int(rs[0].size[0])], resize=inv[rs[0].method], pad_mode=str(rs[0].pad_mode))
 
 # %% ../nbs/08_learner.ipynb #63fa0368
-def model_config(learn) -> dict:
-    "What rebuilds `learn`'s network and prepares a photo for it as its validation batches do: the core of `config.json`."
+def learner_config(learn) -> dict:
+    "What rebuilds `learn`'s network and prepares a photo for it as its validation batches do: the core of its model's `config.json`."
     return {**learn.bin_config, **dls_resize(learn.dls)}
-
-# %% ../nbs/08_learner.ipynb #3c3e212d
-def export_model(learn, # a learner from `bin_learner`
-                 out, # the model directory to write
-                 tta:bool=False, # predict with each photo and its mirror image, averaged
-                 **extra # more config entries (e.g. `max_count`, `lr`)
-                ) -> Path:
-    "Write `learn`'s weights (`model.safetensors`) and what rebuilds it and prepares its input (`config.json`) to `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out/'model.safetensors', save({k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}))
-    cfg = {**model_config(learn), 'tta': tta, **extra, 'bincount_version': bincount.__version__}
-    atomic_write_text(out/'config.json', json.dumps(cfg, indent=2))
-    return out
 
 # %% ../nbs/08_learner.ipynb #46eefb9a
 SUGGESTIONS = {'valley': valley, 'slide': slide, 'minimum': minimum, 'steep': steep}  # fastai's rules, by name
@@ -176,37 +163,59 @@ def find_lr(learn, # a fastai `Learner`
     if lr != sug: get_logger('bincount.learner').info(f"lr_find suggested {sug:.2e}, outside {lr_range[0]:.0e}-{lr_range[1]:.0e}: using {lr:.2e}")
     return lr
 
+# %% ../nbs/08_learner.ipynb #1601a2d6
+def show_bars() -> bool:
+    "Whether progress bars help whoever reads the output: in a notebook, or when it goes to a terminal."
+    return IN_NOTEBOOK or sys.stdout.isatty()
+
+def _epoch_line(learn):
+    "A logger for `learn`'s recorder: each epoch's values as one line, with their names."
+    def log(values): print(' '.join(f"{n} {v:.4g}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(learn.recorder.metric_names, values)), flush=True)
+    return log
+
+def line_logs(learn, # a fastai `Learner`
+              log:bool=True, # print a line per epoch (False: leave that to a callback, e.g. `bincount.callbacks.MetricLogger`)
+             ):
+    "`learn` without progress bars, for output that is a file or a log stream: one line per epoch, no carriage-return updates."
+    if ProgressCallback in learn.cbs.map(type): learn.remove_cb(ProgressCallback)
+    learn.logger = _epoch_line(learn) if log else (lambda values: None)
+    return learn
+
 # %% ../nbs/08_learner.ipynb #a99fb08d
-def trained_part(learn, # a learner from `bin_learner` with a pretrained (frozen) body
-                 frozen_blocks:int|None=None, # None: train the head alone; else the body's blocks after these too
+def trained_part(model:nn.Sequential, # fastai's body + head (`learn.model`), the body pretrained and frozen
+                 frozen_blocks:int|None=None, # None: train the head alone; else the body's stages after these too
                 ) -> tuple[nn.Module, nn.Module]:
-    "`learn.model` cut where training starts: the frozen front, run once per photo, and the part trained on what it gives."
-    body, head = learn.model[0], learn.model[1]
+    "`model` cut where training starts: the frozen front, run once per photo, and the part trained on what it gives."
+    body, head = model[0], model[1]
     assert isinstance(head[0], (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d)) and isinstance(head[1], Flatten), "a head made by `bin_head`"
     if frozen_blocks is None: return nn.Sequential(body, *head[:2]), head[2:]
     front, tail = split_body(body.model, frozen_blocks)
     return front, nn.Sequential(tail, head)
 
 # %% ../nbs/08_learner.ipynb #15c82fec
-def front_features(front:nn.Module, # the frozen front of `learn.model`, from `trained_part`
+def front_features(front:nn.Module, # the frozen front of a learner's model, from `trained_part`
                    learn, # the learner it belongs to (how photos are prepared)
                    data, # its dataset directory
                    items:pd.DataFrame, # rows (`id`) to describe
                    bs:int=32, # photos per forward pass
                   ) -> torch.Tensor:
     "What the frozen front makes of each photo and of its mirror image: [N, 2, ...] (feature maps kept in half precision)."
-    cfg, out = model_config(learn), []
+    cfg, out, log, t0, said = learner_config(learn), [], get_logger('bincount.learner'), time.time(), 0
     front.eval()
-    for i in progress_bar(range(0, len(items), bs), leave=False):
+    for i in progress_bar(range(0, len(items), bs), leave=False, display=show_bars()):
         x = torch.from_numpy(np.stack([preprocess(Image.open(image_path(data, b)), cfg) for b in items['id'].iloc[i:i+bs]]))
         with torch.inference_mode(): f = torch.stack([front(x), front(x.flip(-1))], 1)
         out.append(f.half() if f.ndim > 3 else f)  # maps are big: half the memory, and as precise as the training needs
+        done = min(i + bs, len(items))
+        if not show_bars() and (done == len(items) or done*4//len(items) > said):  # a few lines, not a bar
+            said = done*4//len(items)
+            log.info(f"features: {done}/{len(items)} photos, {time.time() - t0:.0f} s")
     return torch.cat(out) if out else torch.zeros(0, 2, 0)
 
 # %% ../nbs/08_learner.ipynb #e0aad728
 def _features_key(front:nn.Module, learn, data, items:pd.DataFrame) -> str:
     "A key that changes when the front (its layers or weights), the photo preparation, or any photo (path, size, time) does."
-    cfg = {k: v for k, v in model_config(learn).items() if k != 'head'} | {'front': repr(front)}
+    cfg = {k: v for k, v in learner_config(learn).items() if k != 'head'} | {'front': repr(front)}
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     for v in front.state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
     for b in items['id']:
@@ -240,58 +249,78 @@ def cached_features(front:nn.Module, # the frozen front of `learn.model`, from `
 
 # %% ../nbs/08_learner.ipynb #3a0f63f5
 class FlipFeatures(torch.utils.data.Dataset):
-    "Cached features and class; training draws (`flip`) take the photo's or its mirror's, and a window of a map `crop` cells smaller, shifted at random; validation the photo's central window, the one the exported model counts on."
-    def __init__(self, feats, y, flip:bool, crop:int=0):
-        self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
-        self.crop = min(crop, feats.shape[-1] - 1, feats.shape[-2] - 1) if feats.ndim == 5 else 0  # a window of 1 cell at least
+    "Cached features [N, 2, ...] and class: training draws (`flip`) take the photo's or its mirror image's at random, validation the photo's."
+    def __init__(self, feats, y, flip:bool): self.feats, self.y, self.flip = feats, torch.as_tensor(y), flip
     def __len__(self): return len(self.y)
-    def __getitem__(self, i):
-        f = self.feats[i, random.randint(0, 1) if self.flip else 0].float()
-        if self.crop and not self.flip: f = central_window(f, self.crop)
-        elif self.crop:
-            dy, dx = random.randint(0, self.crop), random.randint(0, self.crop)
-            f = f[:, dy:dy + f.shape[1] - self.crop, dx:dx + f.shape[2] - self.crop]
-        return f, self.y[i]
+    def view(self, i:int) -> torch.Tensor: return self.feats[i, random.randint(0, 1) if self.flip else 0].float()
+    def __getitem__(self, i): return self.view(i), self.y[i]
+
+# %% ../nbs/08_learner.ipynb #48bdcfb3
+def split_features(front:nn.Module, # the frozen front of `learn.model`, from `trained_part`
+                   learn, # a learner from `bin_learner`
+                   data, # its dataset directory
+                   cache:bool=True, # reuse cached features (see `cached_features`)
+                  ) -> list[tuple[torch.Tensor, list[int]]]:
+    "The front's cached outputs of `learn`'s training and validation photos, each with the photos' classes: `[(train, y), (valid, y)]`."
+    vocab = {int(c): i for i, c in enumerate(learn.dls.vocab)}
+    return [(cached_features(front, learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']])
+            for dl in (learn.dls.train, learn.dls.valid)]
 
 # %% ../nbs/08_learner.ipynb #fe15fd4d
-def part_learner(learn, # a learner from `bin_learner` with a pretrained (frozen) body
-                 data, # its dataset directory
-                 frozen_blocks:int|None=None, # None: train the head alone; else the body's blocks after these too (`trained_part`)
-                 crop:int=0, # with the tail: train on random windows of the maps this many cells smaller (see `FlipFeatures`)
-                 cbs=None, # extra fastai callbacks
-                 cache:bool=True, # reuse cached features (see `cached_features`)
-                ) -> Learner:
-    "A fastai `Learner` training a part of `learn`'s network (in place) on the frozen front's cached outputs of the photos."
-    front, part = trained_part(learn, frozen_blocks)
-    part.requires_grad_(True)
-    vocab = {int(c): i for i, c in enumerate(learn.dls.vocab)}
-    dsets = [FlipFeatures(cached_features(front, learn, data, dl.items, learn.dls.bs, cache), [vocab[int(c)] for c in dl.items['count']],
-                          flip, crop) for dl, flip in ((learn.dls.train, True), (learn.dls.valid, False))]
-    dls = DataLoaders.from_dsets(*dsets, bs=learn.dls.bs, device='cpu', num_workers=0)  # in memory already: worker processes only cost
-    splitter = trainable_params if frozen_blocks is None else lambda m: [params(m[0]), params(m[1])]  # tail, head: two learning rates
-    return Learner(dls, part, loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=splitter,
-                   metrics=count_metrics([int(c) for c in learn.dls.vocab]), cbs=cbs)
-
-# %% ../nbs/08_learner.ipynb #f1a99c69
-def partner_learner(partner:nn.Sequential, # from `bincount.archs.partner_net`: the frozen back, then the head to train
-                    dls:DataLoaders, # the tail's (`part_learner`): `FlipFeatures` of the front's cached maps
-                    metrics=None, # fastai metrics, e.g. the tail learner's
-                    bs:int=64, # maps per forward pass of the back
-                   ) -> Learner:
-    "A fastai `Learner` training `partner`'s head (in place) on what its frozen back makes of the cached maps of `dls`, pooled once."
-    back, head = partner
-    back.eval()
-    def pooled(maps):
-        with torch.no_grad(): return torch.cat([torch.stack([head[:2](back(m[:, v].float())) for v in range(m.shape[1])], 1) for m in maps.split(bs)])
-    dsets = [FlipFeatures(pooled(dl.dataset.feats), dl.dataset.y, flip) for dl, flip in ((dls.train, True), (dls.valid, False))]
-    return Learner(DataLoaders.from_dsets(*dsets, bs=dls.bs, device='cpu', num_workers=0), head[2:], loss_func=CrossEntropyLossFlat(),
-                   opt_func=torch_adamw, metrics=metrics)
-
-# %% ../nbs/08_learner.ipynb #6c4fa78d
-def tail_learner(tail:nn.Sequential, # from `bincount.archs.partner_net`: a copy of the body's last blocks and a fresh head, all trained
-                 learn:Learner, # the learner that trains the first tail (`part_learner` with `frozen_blocks`)
+def part_learner(part:nn.Module, # what follows the frozen front (`trained_part`), trained in place
+                 dsets:list, # its training and validation datasets of the front's cached outputs (e.g. `FlipFeatures`)
+                 classes:list[int], # the count of each class
+                 loss_func, # e.g. the loss of the learner `part` belongs to
+                 bs:int=32, # batch size
+                 splitter=trainable_params, # fastai's parameter groups (two: discriminative learning rates)
                  cbs=None, # extra fastai callbacks
                 ) -> Learner:
-    "A fastai `Learner` training all of `tail` (in place) as `learn` trains its own: the same cached maps, loss, optimiser, learning rates and metrics."
-    return Learner(learn.dls, tail.requires_grad_(True), loss_func=learn.loss_func, opt_func=learn.opt_func, splitter=learn.splitter,
-                   metrics=learn.metrics, cbs=cbs)
+    "A fastai `Learner` training `part` (in place) on the frozen front's cached outputs of the photos."
+    dls = DataLoaders.from_dsets(*dsets, bs=bs, device='cpu', num_workers=0)  # in memory already: worker processes only cost
+    return Learner(dls, part.requires_grad_(True), loss_func=loss_func, opt_func=torch_adamw, splitter=splitter,
+                   metrics=count_metrics(classes), cbs=cbs)
+
+# %% ../nbs/08_learner.ipynb #b73a86cd
+@dataclass(frozen=True)
+class Recipe:
+    "A way of training: its settings and its `fit`. This one trains whatever learner it is given, one cycle (the `fit` recipe)."
+    name: str = 'fit' # its name in `bincount.recipes.RECIPES`
+    epochs: int = 5 # epochs when `--epochs` is not given
+    lr: float|None = None # the rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
+    lr_find_its: int = 100 # mini-batches lr_find tries (`--lr auto` without a rate, or `--lr find`)
+    lr_rule: str = 'valley' # how lr_find's curve is read (`SUGGESTIONS`)
+    lr_range: tuple = (1e-4, 3e-2) # the range lr_find's suggestion is kept in
+    head: dict = field(default_factory=dict) # the head's shape (`bincount.archs.bin_head`), unless given
+    label_smoothing: float = .1 # label smoothing of the loss, unless given
+    count_sigma: float = 0. # soft labels over the neighbouring counts, unless given (`CountSmoothingCrossEntropy`; 0: none)
+    size: int|None = None # image size, unless given (None: the arch's)
+    pretrained: bool = False # whether it starts from pretrained weights (a frozen body)
+    note: str = "the whole network from random weights (no pretrained weights)" # one line for the docs
+
+    def options(self, **given) -> Recipe:
+        "This recipe with the settings in `given` that are not None; a `BincountError` for one it does not have."
+        for k, v in given.items():
+            if v is not None and k not in self.__dataclass_fields__:
+                raise BincountError(f"--{k.replace('_', '-')}: the {self.name} recipe has no such setting (see 'bincount train --help')")
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def learner_kwargs(self) -> dict:
+        "What `bin_learner` takes from the recipe: the loss and the head."
+        return dict(label_smoothing=self.label_smoothing, count_sigma=self.count_sigma, **self.head)
+
+    def trainer(self, learn, data, cache:bool=True) -> Learner:
+        "The fastai `Learner` that trains `learn`'s network on `data`: `learn` itself."
+        return learn
+
+    def rates(self, lr:float): return lr # the learning rates `fit_one_cycle` gets for `lr`
+
+    def fit(self, model:nn.Module, # the network `trainer` trains (`learn.model`)
+            trainer:Learner, # from `trainer`
+            epochs:int, lr:float, # epochs; the learning rate
+            seed:int=42, # the run's seed
+            cbs=(), # the run's callbacks, for any more learners the recipe trains
+            ddp=None, # seed -> the callbacks that make a fit one process's of several (None: one process)
+           ) -> tuple[nn.Module, dict]:
+        "Train; return the network to export and what its `config.json` needs beyond the learner's (`learner_config`)."
+        trainer.fit_one_cycle(epochs, self.rates(lr))
+        return model, {}

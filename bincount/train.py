@@ -7,7 +7,6 @@ Docs: https://bincount.github.io/bincount/train.html.md"""
 # %% ../nbs/11_train.ipynb #77ed2406
 from __future__ import annotations
 import argparse, json, os, time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 import torch.distributed as dist
 import matplotlib.pyplot as plt
@@ -15,107 +14,52 @@ from fastcore.script import anno_parser
 from .core import BincountError, atomic_write_text, get_logger, set_seed, tune_cpu, tune_malloc
 from .data import bin_dls, ensure_split, labels_writable
 from .explore import save_fig
-from .archs import Partnered, get_arch, partner_net
-from .learner import bin_learner, export_model, find_lr, part_learner, partner_learner, tail_learner
+from .archs import DEFAULT_ARCH, get_arch
+from .learner import Recipe, bin_learner, find_lr, line_logs, show_bars
+from .recipes import resolve_recipe
+from .modeldir import export_model
 from .evaluate import evaluate_model, report_model
 from .calibrate import calibrate_model
 from .callbacks import (MetricLogger, ShardedDDP, StepLog, TorchProfile, fastai_alone, from_rank0, init_distributed,
                                 metric_line, rank_dir, smdebug_callback)
 
 # %% auto #0
-__all__ = ['RECIPES', 'SM_NAMES', 'Recipe', 'resolve_recipe', 'train_model', 'parse_lr', 'train_cmd', 'hp_args', 'sm_argv',
-           'train_options', 'train_argv', 'sm_hyperparameters']
-
-# %% ../nbs/11_train.ipynb #a7dad5ef
-@dataclass(frozen=True)
-class Recipe:
-    "How one way of training runs by default."
-    epochs: int # epochs when `--epochs` is not given
-    lr_find_its: int # mini-batches lr_find tries (`--lr auto` without a recipe rate, or `--lr find`)
-    lr_rule: str # how lr_find's curve is read (`bincount.learner.SUGGESTIONS`)
-    lr_range: tuple # the range lr_find's suggestion is kept in
-    note: str # one line for the docs
-    head: dict = field(default_factory=dict) # the head's shape (`bincount.archs.bin_head`), unless given
-    label_smoothing: float = .1 # label smoothing of the loss, unless given
-    count_sigma: float = 0. # soft labels over the neighbouring counts, unless given (`bincount.learner.CountSmoothingCrossEntropy`; 0: none)
-    size: int|None = None # image size, unless given (None: the arch's)
-    tail_lr_div: float = 3. # tail: the body's last blocks learn at the head's rate divided by this
-    map_crop: int = 0 # tail: train on random windows of the cached maps this many cells smaller (`bincount.learner.FlipFeatures`), count on the central one
-    lr: float|None = None # the learning rate `--lr auto` gives, measured on real photos; None: lr_find's suggestion
-    tails: int = 1 # tail: tails trained, each with its own seed, their probabilities averaged (`bincount.archs.Partnered`)
-    partner_epochs: int = 0 # tail: epochs of a partner head on the pretrained last blocks' pooled maps (`bincount.archs.Partnered`); 0: none
-    partner_lr: float = 3e-3 # tail: the partner head's learning rate (one cycle, plain cross-entropy)
-
-# %% ../nbs/11_train.ipynb #d112b2f9
-RECIPES = {
-    'tail': Recipe(5, 50, 'slide', (1e-3, 3e-3), "frozen pretrained front of the body run once over the photos at 320 px; the body's "
-                   "last blocks (at a third of the learning rate) and a plain MLP trained on shifted windows of its maps, with soft labels; "
-                   "three times, with three seeds, the three averaged, counting on the central window of the maps",
-                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0., count_sigma=.5, size=320,
-                   tail_lr_div=3., map_crop=2, lr=3e-3, tails=3),
-    'head': Recipe(5, 200, 'slide', (1e-3, 3e-3), "frozen pretrained body run once over the photos; a plain MLP trained on its mean-pooled features",
-                   head=dict(lin_ftrs=[128, 64], ps=0., concat_pool=False, bn=False), label_smoothing=0.),
-    'fine_tune': Recipe(5, 100, 'valley', (1e-4, 1e-2), "fastai's fine_tune: the head alone (--freeze-epochs), then the whole network"),
-    'fit': Recipe(5, 100, 'valley', (1e-4, 3e-2), "the whole network from random weights (no pretrained weights)"),
-}
-
-# %% ../nbs/11_train.ipynb #8b7678a6
-def resolve_recipe(recipe:str, # 'tail', 'head', 'fine_tune', 'fit' or 'auto'
-                   pretrained:bool, # whether training starts from pretrained weights
-                   arch:str='efficientnet_lite0', # a name in `ARCHS`
-                  ) -> str:
-    "The recipe `recipe` names. 'auto' from pretrained weights: 'tail' where the arch has one, else 'head'; without them, 'fit'."
-    tail = get_arch(arch).frozen_blocks is not None
-    if recipe == 'auto': return ('tail' if tail else 'head') if pretrained else 'fit'
-    if recipe not in RECIPES or (recipe != 'fit' and not pretrained):
-        raise BincountError(f"recipe {recipe!r}: choose 'tail', 'head' or 'fine_tune' (pretrained weights) or 'fit'")
-    if recipe == 'tail' and not tail: raise BincountError(f"{arch} has no tail recipe: choose --recipe head or fine_tune")
-    return recipe
+__all__ = ['SM_NAMES', 'train_model', 'parse_lr', 'train_cmd', 'hp_args', 'sm_argv', 'train_options', 'train_argv',
+           'sm_hyperparameters']
 
 # %% ../nbs/11_train.ipynb #ad6f0cd7
-def _choose_lr(learn, out, lr, recipe:Recipe, lr_find_its, lr_rule, lr_range) -> tuple[float, str]:
+def _choose_lr(trainer, out, lr, recipe:Recipe, lr_range) -> tuple[float, str]:
     "The learning rate to train with and where it came from; lr_find runs on rank 0 only, every process gets its answer."
     if lr not in ('auto', 'find'): return float(lr), 'given'
     if lr == 'auto' and recipe.lr is not None: return recipe.lr, 'recipe'
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     rng = recipe.lr_range if lr_range == 'auto' else lr_range
-    found = find_lr(learn, out, lr_find_its or recipe.lr_find_its, rng, lr_rule or recipe.lr_rule) if rank0 else None
+    found = find_lr(trainer, out, recipe.lr_find_its, rng, recipe.lr_rule) if rank0 else None
     return from_rank0(found), 'lr_find'
-
-# %% ../nbs/11_train.ipynb #69363fce
-def _partners(learn, frozen_blocks:int, recipe:Recipe) -> list:
-    "The tail recipe's partners, copies of the pretrained last blocks made before the tail trains: `recipe.tails - 1` more tails, then a frozen partner if `recipe.partner_epochs`."
-    n = recipe.tails - 1 + bool(recipe.partner_epochs)
-    return [partner_net(learn.model[0].model, frozen_blocks, len(learn.dls.vocab), **learn.bin_config['head']) for _ in range(n)]
 
 # %% ../nbs/11_train.ipynb #89ca3c87
 def _ddp(rank:int, world:int, seed:int) -> list:
     "The callbacks that make a fit one of `world` processes' (`ShardedDDP`, shuffling with `seed`); none in a single process."
     return [ShardedDDP(rank, world, seed)] if world > 1 else []
 
-# %% ../nbs/11_train.ipynb #c864da83
-def _train_tails(tails:list, tail_learn, recipe:Recipe, epochs:int, lr:float, seed:int, cbs:list, rank:int, world:int):
-    "Train `tails` (from `_partners`) as `tail_learn` trained the first tail, on the same maps, each with its own seed (+ 100, + 200, ...)."
-    for k, tail in enumerate(tails, 1):
-        set_seed(seed + 100*k)
-        tl = tail_learner(tail, tail_learn, cbs + _ddp(rank, world, seed + 100*k))
-        tl.fit_one_cycle(epochs, slice(lr/recipe.tail_lr_div, lr))
-        get_logger('bincount.train').info(f"tail {k + 1}: valid accuracy {float(tl.recorder.values[-1][2]):.3f} after {epochs} epochs")
+# %% ../nbs/11_train.ipynb #06a8ef87
+def _logs(trainer, cbs:list):
+    "Progress bars in a terminal or notebook; elsewhere one line per epoch, the `[metrics]` line when `cbs` print it."
+    if not show_bars(): line_logs(trainer, log=not any(isinstance(c, MetricLogger) for c in cbs))
 
-# %% ../nbs/11_train.ipynb #f84406cb
-def _add_partners(learn, tail_learn, partners:list, frozen_blocks:int, recipe:Recipe):
-    "Train the frozen partner's head if `recipe` has one (the last of `partners`), then make `learn`'s model the tail and its partners (`Partnered`), all seeing the central window of the maps of the size they trained on, and its config say so."
-    if recipe.partner_epochs:
-        pl = partner_learner(partners[-1], tail_learn.dls, tail_learn.metrics)
-        with pl.no_bar(), pl.no_logging(): pl.fit_one_cycle(recipe.partner_epochs, recipe.partner_lr)
-        get_logger('bincount.train').info(f"partner: valid accuracy {float(pl.recorder.values[-1][2]):.3f} after {recipe.partner_epochs} epochs")
-    learn.model = Partnered(learn.model, partners, frozen_blocks, recipe.map_crop)
-    learn.bin_config['partner'] = dict(frozen_blocks=frozen_blocks, head=learn.bin_config['head'], n=len(partners), window=recipe.map_crop)
+# %% ../nbs/11_train.ipynb #06e076fc
+_RECIPE_OPTIONS = ('tails', 'freeze_epochs')  # settings of one recipe only: given to another, a clear error (`Recipe.options`)
+
+def _save_run(trainer, labels, out:Path):
+    "The run's loss curves (`losses.png`) and the split it used (`split.csv`), into the model directory."
+    trainer.recorder.plot_loss(show_epochs=True)
+    save_fig(plt.gcf(), out/'losses.png')
+    atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
 
 # %% ../nbs/11_train.ipynb #2e7c0a72
 def train_model(data, # a dataset directory (images/, labels.csv)
                 out, # the model directory to write
-                arch:str='resnet50', # a name in `ARCHS`
+                arch:str=DEFAULT_ARCH, # a name in `ARCHS`
                 epochs:int|None=None, # epochs (default: the recipe's)
                 lr:float|str='auto', # learning rate; 'auto': the recipe's, else lr_find's in the recipe's range; 'find': lr_find's
                 bs:int=32, # batch size
@@ -125,60 +69,43 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                 pretrained:bool=True, # start from the arch's ImageNet weights
                 cbs=None, # extra fastai callbacks (metric logging, timing, profiling), added after lr_find
                 seed:int=42, # seed of the split and of training
-                recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (see `RECIPES`); 'auto': `resolve_recipe`
-                freeze_epochs:int=1, # epochs training the head alone first (fine_tune only)
-                tails:int|None=None, # tails trained, each with its own seed, and averaged (tail recipe only; default: the recipe's, 3)
-                label_smoothing:float|None=None, # label smoothing of the loss (default: the recipe's)
-                count_sigma:float|None=None, # soft labels over the neighbouring counts (default: the recipe's; 0: one-hot)
+                recipe:str='auto', # 'tail', 'head', 'fine_tune' or 'fit' (`bincount.recipes.RECIPES`); 'auto': `resolve_recipe`
                 tta:bool=True, # predict with each photo and its mirror image
                 num_workers:int=0, # DataLoader worker processes
                 skip_bad:bool=False, # leave out missing or unreadable photos (reported) instead of stopping
-                lr_find_its:int|None=None, # mini-batches lr_find tries (default: the recipe's)
-                lr_rule:str|None=None, # how lr_find's curve is read (default: the recipe's)
                 lr_range:tuple|str|None='auto', # keep lr_find's suggestion in this range ('auto': the recipe's; None: as found)
-                cache:bool=True, # reuse the frozen front's features across runs (tail and head recipes, see `cached_features`)
-                **kwargs # passed to `bin_dls` (resize, aug) and `bin_learner` (lin_ftrs, ps, wd, ...)
+                cache:bool=True, # reuse the frozen front's features across runs (tail and head recipes, `cached_features`)
+                **kwargs # the recipe's settings (`tails`, `freeze_epochs`, `label_smoothing`, `count_sigma`, `lr_find_its`, `lr_rule`, ...),
+                         # `bin_dls`'s (`resize`, `aug`) and `bin_learner`'s (`lin_ftrs`, `ps`, `wd`, ...)
                ) -> dict:
     "Train a counting model on `data`, write its model directory to `out`, and return its validation and test metrics."
     t0, out, info = time.time(), Path(out), get_arch(arch)
     tune_malloc()
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
-    recipe = resolve_recipe(recipe, pretrained, arch)
-    rec = RECIPES[recipe] if tails is None else replace(RECIPES[recipe], tails=tails)
-    if tails is not None and recipe != 'tail': raise BincountError(f"--tails: only the tail recipe trains tails, not {recipe!r}")
+    rec = resolve_recipe(recipe, pretrained, arch)
+    rec = rec.options(epochs=epochs, size=size, **{k: kwargs.pop(k) for k in list(kwargs) if k in rec.__dataclass_fields__ or k in _RECIPE_OPTIONS})
     distributed = init_distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     with fastai_alone():  # the processes work together through ShardedDDP and `from_rank0`, not fastai's own helpers
         set_seed(seed)
         labels = ensure_split(data, seed=seed, write=rank == 0 and labels_writable(data))
-        dls_kw = {k: kwargs.pop(k) for k in ('resize', 'aug') if k in kwargs}
-        dls = bin_dls(data, bs=bs, size=size or rec.size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
-                      skip_bad=skip_bad, **dls_kw)
-        learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights,
-                            label_smoothing=rec.label_smoothing if label_smoothing is None else label_smoothing,
-                            count_sigma=rec.count_sigma if count_sigma is None else count_sigma, **{**rec.head, **kwargs})
-        frozen = {'head': None, 'tail': info.frozen_blocks}
-        fit_learn = part_learner(learn, data, frozen[recipe], rec.map_crop, cache=cache) if recipe in frozen else learn
-        partners = _partners(learn, info.frozen_blocks, rec) if recipe == 'tail' else []  # before the tail trains
+        dls = bin_dls(data, bs=bs, size=rec.size or info.size, max_count=max_count, num_workers=num_workers, df=labels, seed=seed,
+                      skip_bad=skip_bad, **{k: kwargs.pop(k) for k in ('resize', 'aug') if k in kwargs})
+        learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights, **{**rec.learner_kwargs(), **kwargs})
+        trainer = rec.trainer(learn, data, cache)
+        _logs(trainer, list(cbs or []))
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
-        lr, lr_from = _choose_lr(fit_learn, out if rank == 0 else None, lr, rec, lr_find_its, lr_rule, lr_range)
-        get_logger('bincount.train').info(f"recipe {recipe}, lr {lr:.2e} ({lr_from}), {world} process(es)")
-        cbs = list(cbs or [])
-        fit_learn.add_cbs(cbs + _ddp(rank, world, seed))
-        epochs = epochs or rec.epochs
-        if recipe == 'fine_tune': learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-        else: fit_learn.fit_one_cycle(epochs, slice(lr/rec.tail_lr_div, lr) if recipe == 'tail' else lr)
-        _train_tails(partners[:rec.tails - 1], fit_learn, rec, epochs, lr, seed, cbs, rank, world)
+        lr, lr_from = _choose_lr(trainer, out if rank == 0 else None, lr, rec, lr_range)
+        get_logger('bincount.train').info(f"recipe {rec.name}, lr {lr:.2e} ({lr_from}), {world} process(es)")
+        trainer.add_cbs(list(cbs or []) + _ddp(rank, world, seed))
+        learn.model, extra = rec.fit(learn.model, trainer, rec.epochs, lr, seed, list(cbs or []), lambda s: _ddp(rank, world, s))
         if rank != 0: return {}
-        if recipe == 'tail': _add_partners(learn, fit_learn, partners, info.frozen_blocks, rec)
-        fit_learn.recorder.plot_loss(show_epochs=True)
-        save_fig(plt.gcf(), out/'losses.png')
-        atomic_write_text(out/'split.csv', labels[['id', 'count', 'split']].to_csv(index=False))
-        export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=epochs, recipe=recipe, bs=bs, seed=seed,
-                     count_sigma=getattr(learn.loss_func, 'sigma', 0.), split_from=labels.attrs.get('split_from'))
+        _save_run(trainer, labels, out)
+        export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=rec.epochs, recipe=rec.name, bs=bs, seed=seed,
+                     count_sigma=getattr(learn.loss_func, 'sigma', 0.), split_from=labels.attrs.get('split_from'), **extra)
         calibration = calibrate_model(out, data, skip_bad)  # the temperature, fitted on the valid split, into config.json
-    return report_model(out, data, dict(arch=arch, recipe=recipe, lr=lr, epochs=epochs, train_seconds=round(time.time() - t0, 1),
+    return report_model(out, data, dict(arch=arch, recipe=rec.name, lr=lr, epochs=rec.epochs, train_seconds=round(time.time() - t0, 1),
                                         **calibration), skip_bad)
 
 # %% ../nbs/11_train.ipynb #c4ac2edc
@@ -196,16 +123,16 @@ def parse_lr(lr:str) -> float|str:
 # %% ../nbs/11_train.ipynb #3bb82bdc
 def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default: $SM_CHANNEL_TRAINING
               out:str=None, # model directory to write; default: $SM_MODEL_DIR, else 'model'
-              arch:str='resnet50', # architecture: resnet50, efficientnet_lite0, efficientnet_lite2 or mobilenetv3_small_050
+              arch:str=DEFAULT_ARCH, # architecture: efficientnet_lite0 (offline weights), efficientnet_lite2, resnet50 (weights online) or mobilenetv3_small_050
               epochs:int=None, # epochs (default: the recipe's)
               lr:str='auto', # learning rate; auto: the recipe's, else lr_find's in its range; find: lr_find's (also --learning-rate)
               bs:int=32, # batch size (also --batch-size)
-              size:int=None, # image size (default: the arch's, e.g. 224)
+              size:int=None, # image size (default: the recipe's, 320 for tail, else the arch's)
               max_count:int=None, # leave out photos with more objects than this
               weights:str=None, # a local state dict (.safetensors or .pth) for the body instead of ImageNet weights
               no_pretrained:bool=False, # start from random weights (also --pretrained False)
-              recipe:str='auto', # tail (last blocks + head on cached maps), head, fine_tune or fit; auto: tail (or head) when pretrained
-              freeze_epochs:int=1, # --recipe fine_tune: epochs training the head alone first
+              recipe:str='auto', # tail (the default: last stages + head on cached maps), head, fine_tune or fit; auto: tail when pretrained, fit without
+              freeze_epochs:int=None, # --recipe fine_tune: epochs training the head alone first (default 1)
               tails:int=None, # the tail recipe: tails trained with their own seeds and averaged (default 3; 1 takes a third of the time)
               seed:int=42, # seed of the split and of training
               num_workers:int=0, # DataLoader worker processes
@@ -224,7 +151,7 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
     if (hook := smdebug_callback()) is not None: cbs.append(hook)
     try:
         m = train_model(data, out, arch=arch, epochs=epochs, lr=parse_lr(lr), bs=bs, size=size, max_count=max_count, weights=weights,
-                        pretrained=not no_pretrained, recipe=recipe, freeze_epochs=freeze_epochs, tails=tails, seed=seed,
+                        pretrained=not no_pretrained, recipe=recipe, tails=tails, freeze_epochs=freeze_epochs, seed=seed,
                         num_workers=num_workers, skip_bad=skip_bad, cbs=cbs)
         if rank != 0: return 0
         if test_data:  # a separate test set, as its own channel
@@ -238,8 +165,6 @@ def train_cmd(data:str=None, # dataset directory (images/, labels.csv); default:
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
     return 0
-
-
 
 # %% ../nbs/11_train.ipynb #8325959f
 SM_NAMES = {'lr': 'learning-rate', 'bs': 'batch-size'}  # `bincount train` option -> SageMaker hyperparameter (the course's names)
