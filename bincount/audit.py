@@ -6,13 +6,13 @@ Docs: https://bincount.github.io/bincount/audit.html.md"""
 
 # %% ../nbs/19a_audit.ipynb #b80eec87
 from __future__ import annotations
-import base64, html, io, json, tarfile, tempfile, time, warnings
+import base64, html, io, json, tempfile, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 import numpy as np
 import pandas as pd
-from .core import BincountError, atomic_write_text, check_id, image_path, labels_path, read_labels, tune_cpu
+from .core import BincountError, atomic_write_text, check_id, image_path, labels_path, open_tar, read_labels, tune_cpu
 from .handler import Predictor, check_config, decode_image, read_config
 from .evaluate import predict_rows
 from .explore import photo_grid
@@ -24,7 +24,7 @@ from .deploy import model_in_s3, _session
 # %% auto #0
 __all__ = ['AUDIT_COLUMNS', 'MAX_ANSWER_BYTES', 'audit_table', 'UncalibratedWarning', 'check_calibrated', 'audit',
            'show_suspects', 'thumbnail', 'audit_summary', 'report_html', 'write_audit', 's3_labels', 'photo_manifest',
-           'read_answer', 'transform_answers', 'model_config', 'local_config', 'audit_local', 'audit_s3', 'audit_cmd']
+           'read_answer', 'transform_answers', 'archive_config', 'local_config', 'audit_local', 'audit_s3', 'audit_cmd']
 
 # %% ../nbs/19a_audit.ipynb #142373e2
 AUDIT_COLUMNS = ['id', 'expected', 'predicted', 'p_expected', 'expected_count', 'rank', 'note']
@@ -233,14 +233,14 @@ def transform_answers(s3, # an S3 client
     return probs, classes, notes
 
 # %% ../nbs/19a_audit.ipynb #f6eba6f4
-def model_config(archive) -> dict:
-    "The checked `config.json` inside a `model.tar.gz`."
-    try:
-        with tarfile.open(archive, 'r:gz') as t:
-            m = next((m for m in t.getmembers() if m.name.lstrip('./') == 'config.json' and m.isfile()), None)
-            if m is None: raise BincountError(f"{archive}: no config.json in the model archive")
-            return check_config(json.loads(t.extractfile(m).read(2**20)), f"{archive}: config.json")
-    except (tarfile.TarError, OSError, ValueError) as e: raise BincountError(f"{archive}: not a readable model.tar.gz ({e})") from None
+def archive_config(archive) -> dict:
+    "The checked `config.json` inside a `model.tar.gz`, read in one bounded pass (`bincount.core.open_tar`)."
+    with open_tar(archive, 'model.tar.gz') as t:
+        m = next((m for m in t if m.name.removeprefix('./') == 'config.json' and m.isfile()), None)
+        if m is None: raise BincountError(f"{archive}: no config.json in the model archive")
+        data = t.extractfile(m).read(2**20)
+    try: return check_config(json.loads(data), f"{archive}: config.json")
+    except (ValueError, RecursionError) as e: raise BincountError(f"{archive}: config.json is not valid JSON ({str(e)[:80]})") from None
 
 # %% ../nbs/19a_audit.ipynb #4c0a9b5c
 def local_config(model:str, # a model directory, model.tar.gz, or s3:// URI of one
@@ -250,7 +250,7 @@ def local_config(model:str, # a model directory, model.tar.gz, or s3:// URI of o
     "The checked config of `model`, wherever it is."
     if model.startswith('s3://'): model = download(model, Path(tmp)/'model.tar.gz', s3)
     if not Path(model).exists(): raise BincountError(f"{model}: no such model directory or archive")
-    return read_config(model) if Path(model).is_dir() else model_config(model)
+    return read_config(model) if Path(model).is_dir() else archive_config(model)
 
 # %% ../nbs/19a_audit.ipynb #d625430d
 def _about(model, data, config) -> dict:
@@ -278,7 +278,7 @@ def audit_s3(model:str, data:str, out, top=50, role=None, instance_type='ml.m5.x
     sm, host, sess = _session(region, bucket, dry_run)
     if not role and not dry_run and not job: raise BincountError("--role ARN is required to run a transform job")
     name = job or f"bincount-audit-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    base, s3 = f"s3://{sess.default_bucket()}/bincount/audit/{name}", sm.s3_client(sess)
+    base, s3 = f"s3://{sess.default_bucket()}/bincount/audit/{name}", sm.session_s3(sess)
     src_bucket, src_prefix = parse_s3_url(data.rstrip('/') + '/')
     with tempfile.TemporaryDirectory() as tmp:
         desc = host.describe_transform(sess, job) if job else None  # the answers of a job that already ran
@@ -288,7 +288,7 @@ def audit_s3(model:str, data:str, out, top=50, role=None, instance_type='ml.m5.x
         if job: output, config = desc['TransformOutput']['S3OutputPath'], local_config(model, s3, tmp)
         else:
             uri, archive = model_in_s3(sm, sess, model, name, tmp)
-            config = model_config(archive) if archive else None
+            config = archive_config(archive) if archive else None
             ceiling = sm.cost_ceiling(instance_type, instance_count, max_hours)
             if not dry_run:
                 check_calibrated(config, model)

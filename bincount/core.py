@@ -14,8 +14,8 @@ import pandas as pd
 # %% auto #0
 __all__ = ['IMAGES', 'METADATA', 'LABELS', 'MAX_COUNT', 'BincountError', 'check_id', 'image_path', 'metadata_path', 'labels_path',
            'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'check_count', 'read_labels', 'write_labels',
-           'sample_dir', 'count_classes', 'dataset_view', 'extract_tar', 'set_seed', 'get_logger', 'cache_dir',
-           'free_port', 'glibc_mallopt', 'tune_malloc', 'tune_cpu']
+           'sample_dir', 'count_classes', 'dataset_view', 'open_tar', 'extract_tar', 'set_seed', 'get_logger',
+           'cache_dir', 'free_port', 'glibc_mallopt', 'tune_malloc', 'tune_cpu']
 
 # %% ../nbs/00_core.ipynb #8b940f89
 class BincountError(Exception):
@@ -163,6 +163,20 @@ class _Capped:
         return data
 
 # %% ../nbs/00_core.ipynb #8fbaee44
+@contextlib.contextmanager
+def open_tar(archive, # a tar file, gzip-compressed or not
+             what:str='tar archive', # what the archive is, for the error messages
+             max_bytes:int=2**31, # the most bytes read from the archive, uncompressed
+            ):
+    "`archive` opened for one pass over its members (`tarfile`'s stream mode), reading at most `max_bytes`; a `BincountError` if it is unreadable."
+    try:
+        with open(archive, 'rb') as raw:
+            gz = raw.read(2) == b'\x1f\x8b'
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw) if gz else raw
+            with tarfile.open(fileobj=_Capped(f, max_bytes, f"{archive}: the {what}"), mode='r|') as t: yield t  # one pass, bounded
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e: raise BincountError(f"{archive}: not a readable {what} ({e})") from None
+
 def extract_tar(archive, # a tar file, gzip-compressed or not
                 dst, # the directory to extract into
                 what:str='tar archive', # what the archive is, for the error messages
@@ -170,15 +184,9 @@ def extract_tar(archive, # a tar file, gzip-compressed or not
                 max_bytes:int=2**31, # the most bytes read from the archive, uncompressed
                ) -> Path:
     "Extract `archive` (or its `keep` members) into `dst`, refusing unsafe members and more than `max_bytes`; `BincountError` if unreadable."
-    try:
-        with open(archive, 'rb') as raw:
-            gz = raw.read(2) == b'\x1f\x8b'
-            raw.seek(0)
-            f = gzip.GzipFile(fileobj=raw) if gz else raw
-            with tarfile.open(fileobj=_Capped(f, max_bytes, f"{archive}: the {what}"), mode='r|') as t:  # one pass, bounded
-                for ti in t:
-                    if keep is None or ti.name.removeprefix('./') in keep: t.extract(ti, dst, filter='data')
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e: raise BincountError(f"{archive}: not a readable {what} ({e})") from None
+    with open_tar(archive, what, max_bytes) as t:
+        for ti in t:
+            if keep is None or ti.name.removeprefix('./') in keep: t.extract(ti, dst, filter='data')
     return Path(dst)
 
 # %% ../nbs/00_core.ipynb #2a7346b4

@@ -12,7 +12,7 @@ from .core import atomic_write_text, get_logger, image_path, read_labels, tune_c
 from .explore import photo_grid, save_fig
 from .handler import read_config
 from .synth import make_synthetic
-from .evaluate import dataset_rows, model_split, open_image
+from .evaluate import dataset_rows, model_split, read_photo
 from .modeldir import load_torch_predictor
 from .train import parse_lr, train_model
 
@@ -98,7 +98,7 @@ def demo_cmd(data:str=None, # a dataset directory to use instead of a synthetic 
     predictor = load_torch_predictor(out/'model')
     df, _ = dataset_rows(data, 'test' if 'test_n' in m else 'valid', predictor.config.get('max_count'), model_split(out/'model'))
     few = df.head(4)
-    preds = predictor.predict([open_image(image_path(data, i)) for i in few['id']])
+    preds = predictor.predict([read_photo(image_path(data, i)) for i in few['id']])
     save_fig(plot_predictions(data, list(few['id']), preds, list(few['count'])), out/'predictions.png')
     md = _md_table([[i, c, p['count'], f"{p['expected_count']:.2f}", f"{p['probabilities'][str(p['count'])]:.2f}"]
                     for i, c, p in zip(few['id'], few['count'], preds)], ['photo', 'true count', 'predicted', 'expected count', 'probability'])

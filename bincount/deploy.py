@@ -6,10 +6,10 @@ Docs: https://bincount.github.io/bincount/deploy.html.md"""
 
 # %% ../nbs/19_deploy.ipynb #b2165085
 from __future__ import annotations
-import base64, json, tarfile, tempfile, time
+import base64, json, tempfile, time
 from pathlib import Path
 from typing import Annotated
-from .core import BincountError
+from .core import BincountError, open_tar
 from .s3 import download, parse_s3_url
 from .export import package
 
@@ -19,10 +19,8 @@ __all__ = ['MAX_INVOKE_BYTES', 'is_packaged', 'model_archive', 'model_in_s3', 'i
 
 # %% ../nbs/19_deploy.ipynb #050c5005
 def is_packaged(archive) -> bool:
-    "True when the `model.tar.gz` at `archive` already holds `code/inference.py`."
-    try:
-        with tarfile.open(archive, 'r:gz') as t: return any(n.lstrip('./') == 'code/inference.py' for n in t.getnames())
-    except (tarfile.TarError, OSError) as e: raise BincountError(f"{archive}: not a readable model.tar.gz ({e})") from None
+    "True when the `model.tar.gz` at `archive` already holds `code/inference.py` (read in one bounded pass, `bincount.core.open_tar`)."
+    with open_tar(archive, 'model.tar.gz') as t: return any(m.name.removeprefix('./') == 'code/inference.py' for m in t)
 
 # %% ../nbs/19_deploy.ipynb #bd736e27
 def model_archive(model, # model directory, model.tar.gz (packaged or not)
@@ -45,11 +43,11 @@ def model_in_s3(sm, # `bincount.sagemaker_sdk`
     if sess.bincount_dry_run: return (model if model.startswith('s3://') else f"s3://{sess.default_bucket()}/bincount/models/{name}/model.tar.gz"), None
     if not model.startswith('s3://'):
         archive = model_archive(model, tmp)
-        return sm.upload(sess, archive, f"bincount/models/{name}"), archive
-    local = download(model, Path(tmp)/Path(parse_s3_url(model)[1]).name, sm.s3_client(sess))
+        return sm.upload_file(sess, archive, f"bincount/models/{name}"), archive
+    local = download(model, Path(tmp)/Path(parse_s3_url(model)[1]).name, sm.session_s3(sess))
     if is_packaged(local): return model, local
     archive = model_archive(local, Path(tmp)/'pkg')  # a training job's model.tar.gz: add the handler and the ONNX graph
-    return sm.upload(sess, archive, f"bincount/models/{name}"), archive
+    return sm.upload_file(sess, archive, f"bincount/models/{name}"), archive
 
 # %% ../nbs/19_deploy.ipynb #1660ccb1
 MAX_INVOKE_BYTES = 6*2**20  # SageMaker's limit on a real-time request

@@ -18,7 +18,7 @@ from .handler import Predictor, RequestError, decode_image
 from .modeldir import load_torch_predictor
 
 # %% auto #0
-__all__ = ['calibration_error', 'score', 'open_image', 'model_split', 'dataset_rows', 'predict_rows', 'evaluate_model',
+__all__ = ['calibration_error', 'score', 'read_photo', 'model_split', 'dataset_rows', 'predict_rows', 'evaluate_model',
            'plot_confusion', 'plot_top_losses', 'report_model', 'evaluate_cmd']
 
 # %% ../nbs/09_evaluate.ipynb #14c330b7
@@ -51,7 +51,7 @@ def score(probs, # [N, n_classes] class probabilities
                 labels=labels, confusion=[[int(((counts == a) & (pred == b)).sum()) for b in labels] for a in labels])
 
 # %% ../nbs/09_evaluate.ipynb #14b829e8
-def open_image(path, # the photo's path
+def read_photo(path, # the photo's path
                where:str='', # where it is listed (e.g. 'labels.csv line 7'), for the error message
               ) -> Image.Image:
     "Read and decode a photo with the handler's `decode_image`, or raise a `BincountError` naming the file."
@@ -100,7 +100,7 @@ def predict_rows(predictor:Predictor, # from `load_torch_predictor`
     for i in range(0, len(df), bs):
         imgs = []
         for r in df.iloc[i:i+bs].itertuples():
-            try: imgs.append(open_image(image_path(data, r.id), f"{name} line {r.line}")); keep.append(r.Index)
+            try: imgs.append(read_photo(image_path(data, r.id), f"{name} line {r.line}")); keep.append(r.Index)
             except BincountError as e:
                 if not skip_bad: raise
                 skipped[r.id] = str(e)

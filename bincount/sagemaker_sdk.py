@@ -22,7 +22,7 @@ from sagemaker.core.debugger import Rule, ProfilerRule, rule_configs, get_rule_c
 __all__ = ['FRAMEWORK_VERSION', 'PY_VERSION', 'PRICES', 'DRY_RUN_ACCOUNT', 'training_image', 'serving_image', 'price_per_hour',
            'cost_ceiling', 'confirm', 'sm_session', 'sent', 'described', 'debugger_request', 'TrainingJob',
            'training_job', 'upload_source', 'channels', 'unique_name', 'start_training', 'tuning_ranges', 'Tuner',
-           'make_tuner', 'start_tuning', 'describe_tuning_job', 'upload', 's3_client']
+           'make_tuner', 'start_tuning', 'describe_tuning_job', 'upload_file', 'session_s3']
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #9611a876
 FRAMEWORK_VERSION, PY_VERSION = '2.6.0', 'py312'
@@ -299,7 +299,7 @@ def describe_tuning_job(sess:Session, # from `sm_session`
     return described('tuning job', job_name, sess.sagemaker_client.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=job_name)
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #c999b7ca
-def upload(sess:Session, # from `sm_session`
+def upload_file(sess:Session, # from `sm_session`
            path, # local file
            key_prefix:str, # S3 key prefix under the session's default bucket
           ) -> str:
@@ -309,6 +309,6 @@ def upload(sess:Session, # from `sm_session`
     return f"s3://{bucket}/{key}"
 
 # %% ../nbs/15_sagemaker_sdk.ipynb #518eea3f
-def s3_client(sess:Session):
+def session_s3(sess:Session):
     "An S3 client with the session's credentials, region and endpoint, for `bincount.s3.download`."
     return sess.boto_session.client('s3')

@@ -17,7 +17,8 @@ from .core import check_id, free_port, image_path, metadata_path, read_labels, s
 from .s3 import DEFAULT_BUCKET, IMAGE_PREFIX, META_PREFIX
 
 # %% auto #0
-__all__ = ['patched_env', 'moto_server', 'seed_bucket', 'abid_ids', 'FaultProxy', 'png_header', 'make_test_model', 'toolkit_tree']
+__all__ = ['patched_env', 'moto_server', 'seed_bucket', 'abid_ids', 'FaultProxy', 'png_header', 'make_test_model', 'toolkit_tree',
+           'module_imports']
 
 # %% ../nbs/97_testing.ipynb #f586ad46
 @contextlib.contextmanager
@@ -250,3 +251,24 @@ def toolkit_tree(base, # where to write the tree (stands for /opt/ml)
     chan.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(data, chan)
     return base
+
+# %% ../nbs/97_testing.ipynb #6bf80229
+def module_imports(pkg=None, # the package's directory (default: bincount's)
+                  ) -> dict[str, set[str]]:
+    "Each module of the package -> the package's modules it imports at module level (relative or absolute imports)."
+    import ast
+    pkg = Path(pkg or Path(__file__).parent)
+    out = {}
+    for p in sorted(pkg.glob('*.py')):
+        if p.name.startswith('_'): continue
+        found, todo = set(), list(ast.parse(p.read_text()).body)
+        while todo:  # the statements run at import: the top level, and inside its `try`, `if` and `with` blocks, not functions
+            node = todo.pop()
+            if isinstance(node, (ast.Try, ast.If, ast.With)): todo += [n for part in ('body', 'orelse', 'finalbody', 'handlers') for n in getattr(node, part, [])]
+            if isinstance(node, ast.ExceptHandler): todo += node.body
+            elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith(f'{pkg.name}.')):
+                found.add((node.module or '').removeprefix(f'{pkg.name}.'))
+            elif isinstance(node, ast.ImportFrom) and node.module == pkg.name: found |= {a.name for a in node.names}
+            elif isinstance(node, ast.Import): found |= {a.name.removeprefix(f'{pkg.name}.') for a in node.names if a.name.startswith(f'{pkg.name}.')}
+        out[p.stem] = found - {p.stem}
+    return out
