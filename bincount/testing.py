@@ -256,8 +256,8 @@ def toolkit_tree(base, # where to write the tree (stands for /opt/ml)
 def module_imports(pkg=None, # the package's directory (default: bincount's)
                   ) -> dict[str, set[str]]:
     "Each module of the package -> the package's modules it imports at module level (relative or absolute imports)."
-    import ast
-    pkg = Path(pkg or Path(__file__).parent)
+    import ast, importlib.util
+    pkg = Path(pkg or Path(importlib.util.find_spec('bincount').origin).parent)
     out = {}
     for p in sorted(pkg.glob('*.py')):
         if p.name.startswith('_'): continue

@@ -11,8 +11,9 @@ This script keeps nbdev's half of that pipeline and swaps Quarto's renderer for 
 2. pandoc (from `pypandoc-binary`) reads each processed notebook with its ipynb reader, which keeps the outputs
    (images as data), parses the markdown cells as pandoc (= Quarto) markdown, and writes HTML. What Quarto would do
    itself is done here: `#|` cell options (`echo`, `output`/`asis`, `include`, `code-fold`), callouts, links to
-   `*.ipynb` -> their pages, symbol links to the hosted site -> the local pages, and a sidebar in the order of the
-   notebooks (index, numbered notebooks, then each folder such as tutorials/).
+   `*.ipynb` -> their pages, symbol links to the hosted site -> the local pages, and the sidebar of `nbs/sidebar.yml`
+   (Quarto's format, as nbdev writes it with `custom_sidebar`): its sections, in its order. A notebook in no section
+   fails the build, so every page has its place.
 3. README.md from `nbs/index.ipynb` the same way, written as GitHub markdown with links to the hosted docs (nbdev's
    own README link filter), as `nbdev-readme` would.
 
@@ -310,7 +311,7 @@ p.description { font-size: 1.2rem; color: var(--muted); margin-top: -.3rem; }
 code { font-family: SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: .875em; }
 :not(pre) > code { background: #f1f3f5; padding: .1em .3em; border-radius: .25rem; color: #c7254e; }
 a > code { color: inherit; }
-pre { background: var(--code); border: 1px solid #e4e7eb; border-radius: .4rem; padding: .8rem 1rem; overflow-x: auto;
+pre { background: var(--code); border: 1px solid #e4e7eb; border-radius: .4rem; padding: .8rem 1rem; overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere;
   line-height: 1.45; margin: 0 0 1rem; }
 pre code { background: none; padding: 0; color: inherit; font-size: .85rem; }
 div.sourceCode { background: none; margin: 0 0 1rem; }
@@ -353,17 +354,36 @@ def md_inline(s):
 
 def md_plain(s): return re.sub(r'[`*]', '', s)
 
+def sidebar_sections(nbs):
+    "`nbs/sidebar.yml`'s sidebar as [(section title or None, [notebook paths relative to nbs/])], in its order."
+    side = yaml.safe_load((Path(nbs)/'sidebar.yml').read_text(encoding='utf-8'))['website']['sidebar']['contents']
+    out = []
+    for item in side:
+        if isinstance(item, str): out.append((None, [item]))
+        else: out.append((item['section'], [c if isinstance(c, str) else c['href'] for c in item['contents']]))
+    return out
+
+def place_pages(pages, nbs):
+    "`pages` in the sidebar's order, each with its `section`; a `ValueError` naming the notebooks in no section (or missing)."
+    by_src, placed = {p['src']: p for p in pages}, []
+    for section, srcs in sidebar_sections(nbs):
+        for src in srcs:
+            if src not in by_src: raise ValueError(f"nbs/sidebar.yml names {src}, which is not a notebook nbdev renders")
+            placed.append({**by_src[src], 'section': section})
+    left = [p['src'] for p in pages if p['src'] not in {q['src'] for q in placed}]
+    if left: raise ValueError(f"not in nbs/sidebar.yml, so in no section of the sidebar: {', '.join(left)}")
+    return placed
+
 def nav_html(pages, cur):
-    "The sidebar: every page in order; pages in a subfolder (tutorials/) under a section named after it."
+    "The sidebar: every page in order, under the heading of its section (`place_pages`)."
     here = posixpath.dirname(cur['href'])
     out, section = ['<ul class="nav">'], None
     for p in pages:
-        folder = posixpath.dirname(p['href'])
-        if folder != section:
+        if p['section'] != section:
             if section: out.append('</ul></li>')
-            if folder: out.append(f'<li class="nav-section"><span>{html.escape(re.sub(r"^[0-9]+_", "", folder).replace("_", " ").title())}</span><ul>')
-            section = folder
-        active = ' class="active" aria-current="page"' if p is cur else ''
+            if p['section']: out.append(f'<li class="nav-section"><span>{html.escape(p["section"])}</span><ul>')
+            section = p['section']
+        active = ' class="active" aria-current="page"' if p['src'] == cur['src'] else ''
         href = posixpath.relpath(p['href'], here or '.')
         out.append(f'<li><a href="{html.escape(href)}"{active}>{md_inline(p["title"])}</a></li>')
     if section: out.append('</ul></li>')
@@ -498,6 +518,9 @@ def main():
         out = posixpath.join(posixpath.dirname(rel), fm.get('output-file') or Path(rel).with_suffix('.html').name)
         pages.append({'src': rel, 'href': out, 'title': str(fm.get('title') or Path(rel).stem),
                       'description': str(fm.get('description') or '')})
+    try: pages = place_pages(pages, nbs)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        log(f'FAILED: the sidebar: {e}'); return 1
     by_src = {p['src']: p for p in pages}
     docs = cfg.doc_path
     shutil.rmtree(docs, ignore_errors=True)

@@ -5,7 +5,8 @@ Serves `_docs/` on 127.0.0.1 (a free port) and opens every page in Debian's Chro
 `make browser`) through playwright. Each notebook in nbs/ must have a page that loads (HTTP 200), carries the
 notebook's `# Title` (in <title> and <h1>), shows no error or raw Quarto/nbdev text (a traceback, `#| ` cell
 options, `:::` fences, `{.callout`), whose images all load, and whose links inside the site reach existing pages and
-anchors. The sidebar, crawled from the home page, must reach every notebook's page. Saves a screenshot of the home
+anchors. The sidebar, crawled from the home page, must reach every notebook's page, under the sections of
+`nbs/sidebar.yml`. Saves a screenshot of the home
 page to `_docs/home.png`. Exits 1 and names each problem otherwise.
 
 Usage: `python tools/check_docs.py [--shots DIR]` (`--shots` also saves a screenshot of every page there).
@@ -55,9 +56,12 @@ PAGE_JS = '''() => ({
   images: [...document.images].map(i => ({src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0})),
   links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   nav: [...document.querySelectorAll('#sidebar a[href]')].map(a => a.href),
+  sections: [...document.querySelectorAll('#sidebar .nav-section > span')].map(s => s.innerText.trim()),
 })'''
 
 def main():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from build_docs import sidebar_sections
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--shots', help='also save a screenshot of every page in this folder')
     a = ap.parse_args()
@@ -102,6 +106,9 @@ def main():
                 info = visit(path)
                 if path == 'index.html':
                     page.screenshot(path=str(docs / 'home.png'))
+                    groups = [t for t, _ in sidebar_sections(cfg.nbs_path) if t]  # 0. the sidebar's sections, as nbs/sidebar.yml groups the pages
+                    if info and [g.lower() for g in info['sections']] != [g.lower() for g in groups]:
+                        bad(path, f"the sidebar's sections are {info['sections']}, nbs/sidebar.yml has {groups}")
                 for href in (info or {}).get('nav', []):
                     u = urlsplit(href)
                     if u.netloc == urlsplit(base).netloc: todo.append(unquote(u.path.lstrip('/')) or 'index.html')
