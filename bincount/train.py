@@ -84,6 +84,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
     rec = resolve_recipe(recipe, pretrained, arch)
+    if 'freeze_epochs' not in rec.__dataclass_fields__: kwargs.pop('freeze_epochs', None)  # fine_tune's alone; other recipes ignored it, as ever
     rec = rec.options(epochs=epochs, size=size, **{k: kwargs.pop(k) for k in list(kwargs) if k in rec.__dataclass_fields__ or k in _RECIPE_OPTIONS})
     distributed = init_distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
