@@ -274,10 +274,11 @@ def part_learner(part:nn.Module, # what follows the frozen front (`trained_part`
                  bs:int=32, # batch size
                  splitter=trainable_params, # fastai's parameter groups (two: discriminative learning rates)
                  cbs=None, # extra fastai callbacks
+                 opt_func=torch_adamw, # the optimiser, e.g. the learner's `part` belongs to
                 ) -> Learner:
     "A fastai `Learner` training `part` (in place) on the frozen front's cached outputs of the photos."
     dls = DataLoaders.from_dsets(*dsets, bs=bs, device='cpu', num_workers=0)  # in memory already: worker processes only cost
-    return Learner(dls, part.requires_grad_(True), loss_func=loss_func, opt_func=torch_adamw, splitter=splitter,
+    return Learner(dls, part.requires_grad_(True), loss_func=loss_func, opt_func=opt_func, splitter=splitter,
                    metrics=count_metrics(classes), cbs=cbs)
 
 # %% ../nbs/08_learner.ipynb #b73a86cd

@@ -33,7 +33,7 @@ class HeadRecipe(Recipe):
         front, part = trained_part(learn.model)
         (tf, ty), (vf, vy) = split_features(front, learn, data, cache)
         return part_learner(part, [FlipFeatures(tf, ty, True), FlipFeatures(vf, vy, False)], learn.bin_config['classes'], learn.loss_func,
-                            learn.dls.bs)
+                            learn.dls.bs, opt_func=learn.opt_func)
 
 # %% ../nbs/08b_recipes.ipynb #6e73da1c
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import apply_init, params
 from .core import BincountError, get_logger, set_seed
 from .archs import check_head, fresh_head, get_arch, split_body
-from .learner import CountSmoothingCrossEntropy, FlipFeatures, Recipe, part_learner, split_features, trained_part
+from .learner import CountSmoothingCrossEntropy, FlipFeatures, Recipe, part_learner, split_features, torch_adamw, trained_part
 
 # %% auto #0
 __all__ = ['MAX_TAILS', 'MAX_WINDOW', 'central_window', 'MapWindows', 'tail_copy', 'Tails', 'check_tails', 'tails_net',
@@ -143,11 +143,12 @@ class TailRecipe(Recipe):
                     frozen_blocks:int, # the front's stages (for `fit`)
                     loss_func=None, # default: soft labels of the recipe's `count_sigma`
                     bs:int=32, # batch size
+                    opt_func=torch_adamw, # the optimiser (`bincount train`: the learner's)
                    ) -> Learner:
         "A fastai `Learner` training `part` on windows of the front's cached maps (`MapWindows`), the stages and the head as two parameter groups."
         loss_func = loss_func or CountSmoothingCrossEntropy(classes, self.count_sigma)
         dsets = [MapWindows(*train, True, self.window), MapWindows(*valid, False, self.window)]
-        learn = part_learner(part, dsets, classes, loss_func, bs, splitter=lambda m: [params(m[0]), params(m[1])])
+        learn = part_learner(part, dsets, classes, loss_func, bs, splitter=lambda m: [params(m[0]), params(m[1])], opt_func=opt_func)
         learn.frozen_blocks = frozen_blocks
         return learn
 
@@ -157,7 +158,7 @@ class TailRecipe(Recipe):
         if fb is None: raise BincountError(f"{learn.bin_config['arch']} has no tail recipe: choose --recipe head or fine_tune")
         front, part = trained_part(learn.model, fb)
         train, valid = split_features(front, learn, data, cache)
-        return self.map_learner(part, train, valid, learn.bin_config['classes'], fb, learn.loss_func, learn.dls.bs)
+        return self.map_learner(part, train, valid, learn.bin_config['classes'], fb, learn.loss_func, learn.dls.bs, learn.opt_func)
 
     def fit(self, model, trainer, epochs, lr, seed=42, cbs=(), ddp=None) -> tuple[Tails, dict]:
         "Train the first tail (`trainer`'s), then `tails - 1` more from copies of the pretrained stages, each with its own seed; return them as one `Tails`."
