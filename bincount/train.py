@@ -48,7 +48,7 @@ def _logs(trainer, cbs:list):
     if not show_bars(): line_logs(trainer, log=not any(isinstance(c, MetricLogger) for c in cbs))
 
 # %% ../nbs/11_train.ipynb #06e076fc
-_RECIPE_OPTIONS = ('tails', 'freeze_epochs')  # settings of one recipe only: given to another, a clear error (`Recipe.options`)
+_RECIPE_OPTIONS = ('tails',)  # settings of one recipe only: given to another, a clear error (`Recipe.options`)
 
 def _save_run(trainer, labels, out:Path):
     "The run's loss curves (`losses.png`) and the split it used (`split.csv`), into the model directory."
@@ -79,7 +79,7 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                          # `bin_dls`'s (`resize`, `aug`) and `bin_learner`'s (`lin_ftrs`, `ps`, `wd`, ...)
                ) -> dict:
     "Train a counting model on `data`, write its model directory to `out`, and return its validation and test metrics."
-    t0, out, info = time.time(), Path(out), get_arch(arch)
+    t0, out, info, cbs = time.time(), Path(out), get_arch(arch), list(cbs or [])
     tune_malloc()
     pretrained = pretrained or weights is not None
     if pretrained and weights is None and info.weights is not None: info.weights()  # offline? fail now, not after loading data
@@ -95,12 +95,12 @@ def train_model(data, # a dataset directory (images/, labels.csv)
                       skip_bad=skip_bad, **{k: kwargs.pop(k) for k in ('resize', 'aug') if k in kwargs})
         learn = bin_learner(dls, arch, pretrained=pretrained, weights=weights, **{**rec.learner_kwargs(), **kwargs})
         trainer = rec.trainer(learn, data, cache)
-        _logs(trainer, list(cbs or []))
+        _logs(trainer, cbs)
         if rank == 0: out.mkdir(parents=True, exist_ok=True)
         lr, lr_from = _choose_lr(trainer, out if rank == 0 else None, lr, rec, lr_range)
         get_logger('bincount.train').info(f"recipe {rec.name}, lr {lr:.2e} ({lr_from}), {world} process(es)")
-        trainer.add_cbs(list(cbs or []) + _ddp(rank, world, seed))
-        learn.model, extra = rec.fit(learn.model, trainer, rec.epochs, lr, seed, list(cbs or []), lambda s: _ddp(rank, world, s))
+        trainer.add_cbs(cbs + _ddp(rank, world, seed))
+        learn.model, extra = rec.fit(learn.model, trainer, rec.epochs, lr, seed, cbs, lambda s: _ddp(rank, world, s))
         if rank != 0: return {}
         _save_run(trainer, labels, out)
         export_model(learn, out, tta=tta, max_count=max_count, lr=lr, lr_from=lr_from, epochs=rec.epochs, recipe=rec.name, bs=bs, seed=seed,
