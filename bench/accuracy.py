@@ -29,7 +29,7 @@ import numpy as np, pandas as pd, torch, timm
 from torch import nn
 from sklearn.model_selection import RepeatedStratifiedKFold
 from bincount.core import atomic_write_bytes, atomic_write_text, cache_dir, image_path, read_labels, sample_dir, set_seed, tune_cpu
-from bincount.archs import ARCHS, bin_net, load_state, match_state, split_body
+from bincount.archs import ARCHS, bin_net, load_body, split_body
 from bincount.evaluate import read_photo
 from fastai.losses import CrossEntropyLossFlat
 import bincount.tail
@@ -42,10 +42,7 @@ CLASSES = [1, 2, 3, 4, 5]  # the counts the bench scores; a photo's class is its
 
 def _body(arch:str) -> nn.Module:
     "The arch's timm network with its offline ImageNet weights, without a classifier."
-    info = ARCHS[arch]
-    body = timm.create_model(info.timm, pretrained=False, num_classes=0)
-    body.load_state_dict(match_state(load_state(info.weights()), body.state_dict()))
-    return body
+    return load_body(timm.create_model(ARCHS[arch].timm, pretrained=False, num_classes=0), ARCHS[arch].weights())
 
 
 def _cfg(arch:str, size:int) -> dict:
