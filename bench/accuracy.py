@@ -19,11 +19,11 @@ bench reads its trainings back: a training's test probabilities are kept in the 
 The `EXPLORED` recipes run only when named with --recipes; `--repeats 1` runs the first 5 folds alone, the same as the
 first 5 of the full run, and `--repeat 2` the other 5 (with the full run's seeds). With `--keep`, a run that measures a
 few recipes keeps the others' figures (and the learning curve) already in `--out`. The figures of recipes no longer in
-the bench, and how they were measured, are in `bench/results/accuracy_history_2026-12.json` and bench/README.md.
+the bench, and how they were measured, are in `bench/results/accuracy_history_2026-12.json` and `bench/results/HISTORY.md`.
 
     python bench/accuracy.py [--repeats 2 | --repeat K] [--folds 5] [--recipes NAME ...] [--best NAME] [--keep] [--out FILE]
 """
-import argparse, functools, hashlib, inspect, io, json, os, time
+import argparse, contextlib, functools, hashlib, inspect, io, json, os, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch, timm
 from torch import nn
@@ -157,6 +157,24 @@ def tail_fit(M, y, tr, te, seed, arch='efficientnet_lite0', bs=32, **settings):
     torch.set_num_threads(threads)
     return p
 
+
+
+@contextlib.contextmanager
+def torch_init():
+    "Heads initialised as PyTorch initialises a `Linear` (its `reset_parameters`) instead of fastai's `kaiming_normal_`, as the bench's own loop did before Dec 7 2026: the library's `apply_init` replaced for the while."
+    def reset(m, func=None):
+        for layer in m.modules():
+            if isinstance(layer, nn.Linear): layer.reset_parameters()
+    saved = bincount.archs.apply_init, bincount.tail.apply_init
+    bincount.archs.apply_init = bincount.tail.apply_init = reset
+    try: yield
+    finally: bincount.archs.apply_init, bincount.tail.apply_init = saved
+
+
+@remembered
+def torch_init_fit(M, y, tr, te, seed, **settings):
+    "`tail_fit` with the heads initialised as the bench's loop before Dec 7 2026 initialised them (`torch_init`)."
+    with torch_init(): return tail_fit.__wrapped__(M, y, tr, te, seed, **settings)
 
 # name -> (what it trains on: 'pooled' features or the front's 'maps', fit)
 RECIPES = {

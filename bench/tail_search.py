@@ -36,6 +36,7 @@ CONFIGS = {
     'no shifts': dict(window=0),
     'shifts of 4': dict(window=4),
     'stage 5 trained too': dict(frozen_blocks=4),
+    'heads: torch init': dict(fit='torch_init_fit'),  # the bench's loop before Dec 7 2026 initialised its heads so
 }
 
 
@@ -57,7 +58,8 @@ def _train(job):
     import accuracy
     c, k, f, maps_path, y, tr, te = job
     M = np.load(maps_path, mmap_mode='r')  # shared by every worker through the page cache
-    return (c, k, f), accuracy.tail_fit(M, y, tr, te, f + k*SEED_STEP, **CONFIGS[c])
+    settings = dict(CONFIGS[c]); fit = getattr(accuracy, settings.pop('fit', 'tail_fit'))
+    return (c, k, f), fit(M, y, tr, te, f + k*SEED_STEP, **settings)
 
 
 def summarise(probs:dict, counts, folds, configs, seeds:int) -> list:

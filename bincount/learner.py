@@ -202,7 +202,8 @@ def front_features(front:nn.Module, # the frozen front of a learner's model, fro
     "What the frozen front makes of each photo and of its mirror image: [N, 2, ...] (feature maps kept in half precision)."
     cfg, out, log, t0, said = learner_config(learn), [], get_logger('bincount.learner'), time.time(), 0
     front.eval()
-    for i in progress_bar(range(0, len(items), bs), leave=False, display=show_bars()):
+    starts = range(0, len(items), bs)
+    for i in progress_bar(starts, leave=False) if show_bars() else starts:  # fastprogress writes carriage returns even when told not to display
         x = torch.from_numpy(np.stack([preprocess(Image.open(image_path(data, b)), cfg) for b in items['id'].iloc[i:i+bs]]))
         with torch.inference_mode(): f = torch.stack([front(x), front(x.flip(-1))], 1)
         out.append(f.half() if f.ndim > 3 else f)  # maps are big: half the memory, and as precise as the training needs
